@@ -457,6 +457,22 @@ cdef inline int _as_index(object value, str what) except? -1:
     return 0
 
 
+def _int_array(values, str name, dtype):
+    """A contiguous 1-D array of ``dtype`` from integer input, refusing values it cannot hold."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    info = np.iinfo(dtype)
+    if arr.size and arr.dtype != dtype:
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            bad = int(np.flatnonzero((arr < info.min) | (arr > info.max))[0])
+            raise ValueError(f"{name}[{bad}] = {arr[bad]} out of range {info.min}..{info.max}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
 def _migratetype(value, bint allocatable=True):
     """Map a migratetype name ("movable") or number to its number, validating it."""
     cdef int top = MIGRATE_PCPTYPES if allocatable else NR_MIGRATETYPES
@@ -704,8 +720,10 @@ cdef class BuddyAllocator:
         if old_mt == new_mt:
             return
         h = find_head(&self.z, start)
-        if h < start:
-            # a free or allocated block larger than a pageblock: change all of its pageblocks
+        if self.z.order[h] > self.z.pageblock_order:
+            # A free or allocated block larger than a pageblock: change all of its
+            # pageblocks.  (Isolation in the kernel would split a free one instead,
+            # split_large_buddy(); here the block keeps one type.)
             o = self.z.order[h]
             if self.z.flags[h] & FRAME_BUDDY:
                 del_from_free_list(&self.z, h, o, old_mt)
@@ -743,13 +761,13 @@ cdef class BuddyAllocator:
         allocation failed or a freed slot was empty.  An invalid op raises
         ``BulkOpError`` (a ValueError) with the ops before it applied.
         """
-        cdef int8_t[::1] op_v = np.ascontiguousarray(ops, dtype=np.int8)
+        cdef int8_t[::1] op_v = _int_array(ops, "ops", np.int8)
         cdef Py_ssize_t n = op_v.shape[0]
-        cdef int8_t[::1] ord_v = np.ascontiguousarray(orders, dtype=np.int8)
-        cdef int64_t[::1] arg_v = np.ascontiguousarray(args, dtype=np.int64)
+        cdef int8_t[::1] ord_v = _int_array(orders, "orders", np.int8)
+        cdef int64_t[::1] arg_v = _int_array(args, "args", np.int64)
         if migratetypes is None:
             migratetypes = np.full(n, MIGRATE_MOVABLE, dtype=np.int8)
-        cdef int8_t[::1] mt_v = np.ascontiguousarray(migratetypes, dtype=np.int8)
+        cdef int8_t[::1] mt_v = _int_array(migratetypes, "migratetypes", np.int8)
         if not (ord_v.shape[0] == arg_v.shape[0] == mt_v.shape[0] == n):
             raise ValueError(f"ops, orders, args and migratetypes must have the same length "
                              f"({n}, {ord_v.shape[0]}, {arg_v.shape[0]}, {mt_v.shape[0]})")
@@ -763,11 +781,15 @@ cdef class BuddyAllocator:
         cdef int64_t[::1] res_v = results
         cdef int err = E_OK
         cdef Py_ssize_t done
+        cdef pfn_t where
         with nogil:
             done = run_ops(&self.z, op_v, ord_v, arg_v, mt_v, slot_v, res_v, &err)
         if err != E_OK:
+            where = arg_v[done]
+            if op_v[done] in (K_OP_FREE_SLOT, K_OP_REPLACE_SLOT) and err != E_SLOT:
+                where = slot_v[where]          # name the slot's pfn, not the slot
             try:
-                self._raise(err, arg_v[done], ord_v[done])
+                self._raise(err, where, ord_v[done])
             except ValueError as e:
                 raise BulkOpError(f"op {done} (op code {op_v[done]}): {e}", done, results[:done]) from None
         return results
