@@ -154,7 +154,7 @@ def test_bulk_path_matches_per_call_path(geometry, seed, n):
 def test_free_by_pfn_in_bulk_with_recorded_order(grouping):
     core = thpbench.BuddyAllocator(3000, grouping=grouping)
     pfns = [core.alloc(o, o % 3) for o in (0, 3, 5, 9, 1)]
-    res = core.run(np.full(5, thpbench.OP_FREE), np.full(5, -1), pfns, np.zeros(5))
+    res = core.run(np.full(5, thpbench.OP_FREE), np.full(5, -1), pfns, np.zeros(5, dtype=np.int8))
     assert res.tolist() == pfns
     assert core.nr_free_pages == 3000
     core.check()

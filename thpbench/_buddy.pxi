@@ -21,6 +21,9 @@ import numpy as np
 cdef extern from "stdlib.h" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
 
+cdef extern from *:
+    void __builtin_prefetch(const void *addr) noexcept nogil
+
 cdef extern from "sys/mman.h" nogil:
     int madvise(void *addr, size_t length, int advice)
     int MADV_HUGEPAGE
@@ -66,7 +69,7 @@ class BulkOpError(ValueError):
 # ---------------------------------------------------------------------------
 
 cdef inline int frame_mt(const Zone *z, pfn_t pfn) noexcept nogil:
-    return (z.flags[pfn] >> FRAME_MT_SHIFT) & 7
+    return (z.frame[pfn].flags >> FRAME_MT_SHIFT) & 7
 
 cdef inline int pageblock_mt(const Zone *z, pfn_t pfn) noexcept nogil:
     # get_pfnblock_migratetype()
@@ -80,8 +83,8 @@ cdef inline int mt_for_pageblock(const Zone *z, int mt) noexcept nogil:
 
 cdef inline void add_to_free_list(Zone *z, pfn_t pfn, int order, int mt, bint to_tail) noexcept nogil:
     cdef int32_t p = <int32_t>pfn
-    z.flags[pfn] = FRAME_BUDDY | (mt << FRAME_MT_SHIFT)
-    z.order[pfn] = order
+    z.frame[pfn].flags = FRAME_BUDDY | (mt << FRAME_MT_SHIFT)
+    z.frame[pfn].order = order
     if z.head[order][mt] < 0:
         z.link[2 * p] = -1
         z.link[2 * p + 1] = -1
@@ -109,7 +112,7 @@ cdef inline void del_from_free_list(Zone *z, pfn_t pfn, int order, int mt) noexc
         z.link[2 * nxt] = prev
     else:
         z.tail[order][mt] = prev
-    z.flags[pfn] = 0
+    z.frame[pfn].flags = 0
     z.nr_free[order][mt] -= 1
 
 cdef inline void move_to_free_list(Zone *z, pfn_t pfn, int order, int old_mt, int new_mt) noexcept nogil:
@@ -121,7 +124,7 @@ cdef inline bint page_is_buddy(const Zone *z, pfn_t buddy, int order) noexcept n
     # page_is_buddy(): PageBuddy(buddy) && buddy_order(buddy) == order, same zone
     if buddy >= z.nr_pages:
         return False
-    return (z.flags[buddy] & FRAME_BUDDY) != 0 and z.order[buddy] == order
+    return (z.frame[buddy].flags & FRAME_BUDDY) != 0 and z.frame[buddy].order == order
 
 cdef inline bint mt_is_mergeable(int mt) noexcept nogil:
     # migratetype_is_mergeable()
@@ -199,13 +202,13 @@ cdef inline int64_t move_freepages_block(Zone *z, pfn_t start, int old_mt, int n
     if end > z.nr_pages:
         end = z.nr_pages
     while pfn < end:
-        if z.flags[pfn] & FRAME_BUDDY:
-            o = z.order[pfn]
+        if z.frame[pfn].flags & FRAME_BUDDY:
+            o = z.frame[pfn].order
             move_to_free_list(z, pfn, o, old_mt, new_mt)
             pfn += (<pfn_t>1) << o
             moved += (<pfn_t>1) << o
-        elif z.flags[pfn] & FRAME_ALLOC:
-            pfn += (<pfn_t>1) << z.order[pfn]
+        elif z.frame[pfn].flags & FRAME_ALLOC:
+            pfn += (<pfn_t>1) << z.frame[pfn].order
         else:
             pfn += 1
     return moved
@@ -229,13 +232,13 @@ cdef inline pfn_t try_to_claim_block(Zone *z, pfn_t page, int current_order, int
         return -1
     pfn = start
     while pfn < end:
-        if z.flags[pfn] & FRAME_BUDDY:
-            n = (<int64_t>1) << z.order[pfn]
+        if z.frame[pfn].flags & FRAME_BUDDY:
+            n = (<int64_t>1) << z.frame[pfn].order
             free_pages += n
             pfn += n
-        elif z.flags[pfn] & FRAME_ALLOC:
+        elif z.frame[pfn].flags & FRAME_ALLOC:
             # PageLRU / movable_ops: the whole compound page counts as movable
-            n = (<int64_t>1) << z.order[pfn]
+            n = (<int64_t>1) << z.frame[pfn].order
             if frame_mt(z, pfn) == MIGRATE_MOVABLE:
                 movable_pages += n
             pfn += n
@@ -301,8 +304,8 @@ cdef inline pfn_t zone_alloc(Zone *z, int order, int mt) noexcept nogil:
     if page < 0:
         z.nr_alloc_fail += 1
         return -1
-    z.flags[page] = FRAME_ALLOC | (mt << FRAME_MT_SHIFT)
-    z.order[page] = order
+    z.frame[page].flags = FRAME_ALLOC | (mt << FRAME_MT_SHIFT)
+    z.frame[page].order = order
     z.nr_free_pages -= (<pfn_t>1) << order
     z.nr_alloc += 1
     return page
@@ -351,17 +354,17 @@ cdef inline int validate_free(const Zone *z, pfn_t pfn, int order) noexcept nogi
         return E_ORDER
     if pfn & (((<pfn_t>1) << order) - 1):
         return E_ALIGN
-    if z.flags[pfn] & FRAME_BUDDY:
+    if z.frame[pfn].flags & FRAME_BUDDY:
         return E_DOUBLE_FREE
-    if not (z.flags[pfn] & FRAME_ALLOC):
+    if not (z.frame[pfn].flags & FRAME_ALLOC):
         return E_NOT_HEAD
-    if z.order[pfn] != order:
+    if z.frame[pfn].order != order:
         return E_ORDER_MISMATCH
     return E_OK
 
 cdef inline void zone_free(Zone *z, pfn_t pfn, int order) noexcept nogil:
     # free_one_page() with the pageblock's migratetype, as __free_pages_ok() passes it
-    z.flags[pfn] = 0
+    z.frame[pfn].flags = 0
     z.nr_free_calls += 1
     free_one_page(z, pfn, order, pageblock_mt(z, pfn), False)
 
@@ -371,10 +374,13 @@ cdef pfn_t find_head(const Zone *z, pfn_t pfn) noexcept nogil:
     cdef pfn_t h
     for k in range(z.max_order + 1):
         h = pfn & ~(((<pfn_t>1) << k) - 1)
-        if (z.flags[h] & (FRAME_BUDDY | FRAME_ALLOC)) and z.order[h] >= k:
+        if (z.frame[h].flags & (FRAME_BUDDY | FRAME_ALLOC)) and z.frame[h].order >= k:
             return h
     return -1
 
+
+cdef enum:
+    PREFETCH_DISTANCE = 8
 
 cdef int64_t run_ops(Zone *z, const int8_t[::1] ops, const int8_t[::1] orders, const int64_t[::1] args,
                      const int8_t[::1] mts, int64_t[::1] slots, int64_t[::1] results,
@@ -383,8 +389,19 @@ cdef int64_t run_ops(Zone *z, const int8_t[::1] ops, const int8_t[::1] orders, c
     cdef Py_ssize_t i, n = ops.shape[0]
     cdef Py_ssize_t nslots = slots.shape[0]
     cdef int op, order, rc, mt
-    cdef pfn_t pfn, slot
+    cdef pfn_t pfn, slot, ahead
+    cdef Py_ssize_t j
     for i in range(n):
+        # The frames an op touches are random: prefetch those of an op a few steps
+        # ahead, so that their cache misses overlap with this op's work.
+        j = i + PREFETCH_DISTANCE
+        if j < n:
+            ahead = args[j]
+            if ops[j] != K_OP_FREE:
+                ahead = slots[ahead] if 0 <= ahead < nslots else -1
+            if 0 <= ahead < z.nr_pages:
+                __builtin_prefetch(&z.frame[ahead])
+                __builtin_prefetch(&z.link[2 * ahead])
         op = ops[i]
         if op == K_OP_ALLOC:
             order = orders[i]
@@ -406,8 +423,8 @@ cdef int64_t run_ops(Zone *z, const int8_t[::1] ops, const int8_t[::1] orders, c
         elif op == K_OP_FREE:
             pfn = args[i]
             order = orders[i]
-            if order < 0 and 0 <= pfn < z.nr_pages and (z.flags[pfn] & FRAME_ALLOC):
-                order = z.order[pfn]
+            if order < 0 and 0 <= pfn < z.nr_pages and (z.frame[pfn].flags & FRAME_ALLOC):
+                order = z.frame[pfn].order
             rc = validate_free(z, pfn, order)
             if rc != E_OK:
                 err[0] = rc
@@ -422,10 +439,10 @@ cdef int64_t run_ops(Zone *z, const int8_t[::1] ops, const int8_t[::1] orders, c
             pfn = slots[slot]
             results[i] = -1
             if pfn >= 0:
-                if pfn >= z.nr_pages or not (z.flags[pfn] & FRAME_ALLOC):
+                if pfn >= z.nr_pages or not (z.frame[pfn].flags & FRAME_ALLOC):
                     err[0] = E_NOT_HEAD
                     return i
-                zone_free(z, pfn, z.order[pfn])
+                zone_free(z, pfn, z.frame[pfn].order)
                 slots[slot] = -1
                 results[i] = pfn
             if op == K_OP_REPLACE_SLOT:
@@ -457,6 +474,21 @@ cdef inline int _as_index(object value, str what) except? -1:
     return 0
 
 
+cdef int64_t _int_arg(object value, str what, int64_t lo, int64_t hi) except? -1:
+    """Validate an integer argument in lo..hi (plain ints take the fast path)."""
+    cdef int64_t v
+    if type(value) is not int:
+        _as_index(value, what)
+        value = value.__index__()
+    try:
+        v = value
+    except OverflowError:
+        raise ValueError(f"{what} {value} out of range {lo}..{hi}") from None
+    if v < lo or v > hi:
+        raise ValueError(f"{what} {v} out of range {lo}..{hi}")
+    return v
+
+
 def _int_array(values, str name, dtype):
     """A contiguous 1-D array of ``dtype`` from integer input, refusing values it cannot hold."""
     arr = np.asarray(values)
@@ -473,20 +505,24 @@ def _int_array(values, str name, dtype):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def _migratetype(value, bint allocatable=True):
+cpdef int _migratetype(object value, bint allocatable=True) except -1:
     """Map a migratetype name ("movable") or number to its number, validating it."""
     cdef int top = MIGRATE_PCPTYPES if allocatable else NR_MIGRATETYPES
-    allowed = MIGRATETYPE_NAMES[:top]
+    if type(value) is int and 0 <= value < top:
+        return value
     if isinstance(value, str):
-        mt = _MT_BY_NAME.get(value.lower())
-        if mt is None or mt >= top:
-            raise ValueError(f"unknown migratetype {value!r}; allowed: {', '.join(allowed)}")
-        return mt
+        mt = _MT_BY_NAME.get(value)
+        if mt is None:
+            mt = _MT_BY_NAME.get(value.lower())
+        if mt is not None and mt < top:
+            return mt
+        raise ValueError(f"unknown migratetype {value!r}; allowed: {', '.join(MIGRATETYPE_NAMES[:top])}")
     _as_index(value, "migratetype")
-    mt = value.__index__()
-    if mt < 0 or mt >= top:
-        raise ValueError(f"migratetype {mt} out of range; allowed 0..{top - 1} ({', '.join(allowed)})")
-    return mt
+    v = value.__index__()
+    if v < 0 or v >= top:
+        raise ValueError(f"migratetype {v} out of range; allowed 0..{top - 1} "
+                         f"({', '.join(MIGRATETYPE_NAMES[:top])})")
+    return v
 
 
 cdef class BuddyAllocator:
@@ -550,10 +586,9 @@ cdef class BuddyAllocator:
         # The arrays are touched at random: back them with huge pages where THP allows
         madvise(self._mem, total, MADV_HUGEPAGE)
         z.link = <int32_t *>self._mem
-        z.order = <uint8_t *>self._mem + link_bytes
-        z.flags = z.order + n
-        z.pb_mt = z.flags + n
-        memset(z.order, 0, 2 * <size_t>n)
+        z.frame = <FrameState *>(<uint8_t *>self._mem + link_bytes)
+        z.pb_mt = <uint8_t *>self._mem + link_bytes + 2 * <size_t>n
+        memset(z.frame, 0, 2 * <size_t>n)
         cdef int o, m
         for o in range(NR_ORDERS_MAX):
             for m in range(NR_MIGRATETYPES):
@@ -627,17 +662,17 @@ cdef class BuddyAllocator:
         if rc == E_ALIGN:
             raise ValueError(f"pfn {pfn} is misaligned for order {order} (must be a multiple of {1 << order})")
         if rc == E_DOUBLE_FREE:
-            raise ValueError(f"double free: pfn {pfn} is already free (an order-{self.z.order[pfn]} free block)")
+            raise ValueError(f"double free: pfn {pfn} is already free (an order-{self.z.frame[pfn].order} free block)")
         if rc == E_NOT_HEAD:
             h = find_head(&self.z, pfn)
-            if h >= 0 and (self.z.flags[h] & FRAME_BUDDY):
-                raise ValueError(f"double free: pfn {pfn} lies in the free order-{self.z.order[h]} block at pfn {h}")
+            if h >= 0 and (self.z.frame[h].flags & FRAME_BUDDY):
+                raise ValueError(f"double free: pfn {pfn} lies in the free order-{self.z.frame[h].order} block at pfn {h}")
             if h >= 0:
                 raise ValueError(f"pfn {pfn} is not the start of an allocated block: it lies in the "
-                                 f"order-{self.z.order[h]} block allocated at pfn {h}")
+                                 f"order-{self.z.frame[h].order} block allocated at pfn {h}")
             raise ValueError(f"pfn {pfn} is not the start of an allocated block")
         if rc == E_ORDER_MISMATCH:
-            raise ValueError(f"pfn {pfn} was allocated with order {self.z.order[pfn]}, freed with order {order}")
+            raise ValueError(f"pfn {pfn} was allocated with order {self.z.frame[pfn].order}, freed with order {order}")
         if rc == E_MIGRATETYPE:
             raise ValueError(f"migratetype out of range 0..{MIGRATE_PCPTYPES - 1} "
                              f"({', '.join(MIGRATETYPE_NAMES[:MIGRATE_PCPTYPES])})")
@@ -648,18 +683,10 @@ cdef class BuddyAllocator:
         raise RuntimeError(f"internal error code {rc}")
 
     def _check_order(self, order):
-        _as_index(order, "order")
-        order = order.__index__()
-        if not 0 <= order <= self.z.max_order:
-            raise ValueError(f"order {order} out of range 0..{self.z.max_order}")
-        return order
+        return _int_arg(order, "order", 0, self.z.max_order)
 
     def _check_pfn(self, pfn):
-        _as_index(pfn, "pfn")
-        pfn = pfn.__index__()
-        if not 0 <= pfn < self.z.nr_pages:
-            raise ValueError(f"pfn {pfn} out of range 0..{self.z.nr_pages - 1}")
-        return pfn
+        return _int_arg(pfn, "pfn", 0, self.z.nr_pages - 1)
 
     # -- per-call operations ----------------------------------------------------
     def alloc(self, order=0, migratetype="movable"):
@@ -668,8 +695,8 @@ cdef class BuddyAllocator:
         ``migratetype`` is "unmovable", "movable" or "reclaimable" (or 0, 1, 2), as
         ``gfp_migratetype()`` derives it from __GFP_MOVABLE / __GFP_RECLAIMABLE.
         """
-        cdef int o = self._check_order(order)
-        cdef int mt = _migratetype(migratetype)
+        cdef int o = <int>_int_arg(order, "order", 0, self.z.max_order)
+        cdef int mt = _migratetype(migratetype, True)
         cdef pfn_t pfn = zone_alloc(&self.z, o, mt)
         return None if pfn < 0 else pfn
 
@@ -680,8 +707,8 @@ cdef class BuddyAllocator:
         misaligned pfn, a double free, a pfn that is not the start of an allocated
         block, or an order other than the one it was allocated with.
         """
-        cdef pfn_t p = self._check_pfn(pfn)
-        cdef int o = self._check_order(order)
+        cdef pfn_t p = _int_arg(pfn, "pfn", 0, self.z.nr_pages - 1)
+        cdef int o = <int>_int_arg(order, "order", 0, self.z.max_order)
         cdef int rc = validate_free(&self.z, p, o)
         if rc != E_OK:
             self._raise(rc, p, o)
@@ -697,11 +724,11 @@ cdef class BuddyAllocator:
         cdef int rc = validate_free(&self.z, p, o)
         if rc != E_OK:
             self._raise(rc, p, o)
-        cdef uint8_t fl = self.z.flags[p]
+        cdef uint8_t fl = self.z.frame[p].flags
         cdef pfn_t i
         for i in range(p, p + ((<pfn_t>1) << o)):
-            self.z.flags[i] = fl
-            self.z.order[i] = 0
+            self.z.frame[i].flags = fl
+            self.z.frame[i].order = 0
         self.z.nr_alloc += ((<int64_t>1) << o) - 1
 
     def set_pageblock_migratetype(self, pfn, migratetype):
@@ -720,12 +747,12 @@ cdef class BuddyAllocator:
         if old_mt == new_mt:
             return
         h = find_head(&self.z, start)
-        if self.z.order[h] > self.z.pageblock_order:
+        if self.z.frame[h].order > self.z.pageblock_order:
             # A free or allocated block larger than a pageblock: change all of its
             # pageblocks.  (Isolation in the kernel would split a free one instead,
             # split_large_buddy(); here the block keeps one type.)
-            o = self.z.order[h]
-            if self.z.flags[h] & FRAME_BUDDY:
+            o = self.z.frame[h].order
+            if self.z.frame[h].flags & FRAME_BUDDY:
                 del_from_free_list(&self.z, h, o, old_mt)
                 set_pageblock_range(&self.z, h, o, new_mt)
                 self.z.nr_free_pages -= (<pfn_t>1) << o
@@ -738,13 +765,13 @@ cdef class BuddyAllocator:
         if not mt_is_mergeable(old_mt) and mt_is_mergeable(new_mt):
             h = start
             while h < min(start + (1 << self.z.pageblock_order), self.z.nr_pages):
-                if (self.z.flags[h] & FRAME_BUDDY) and self.z.order[h] >= self.z.pageblock_order:
-                    o = self.z.order[h]
+                if (self.z.frame[h].flags & FRAME_BUDDY) and self.z.frame[h].order >= self.z.pageblock_order:
+                    o = self.z.frame[h].order
                     del_from_free_list(&self.z, h, o, new_mt)
                     self.z.nr_free_pages -= (<pfn_t>1) << o
                     free_one_page(&self.z, h, o, new_mt, False)
                     break
-                h += 1 if not (self.z.flags[h] & (FRAME_BUDDY | FRAME_ALLOC)) else (1 << self.z.order[h])
+                h += 1 if not (self.z.frame[h].flags & (FRAME_BUDDY | FRAME_ALLOC)) else (1 << self.z.frame[h].order)
 
     # -- the bulk path ----------------------------------------------------------
     def run(self, ops, orders, args, migratetypes=None, slots=None):
@@ -849,9 +876,9 @@ cdef class BuddyAllocator:
         cdef Zone *z = &self.z
         cdef pfn_t pfn = 0, n = 0
         while pfn < z.nr_pages:
-            if z.flags[pfn] & which:
+            if z.frame[pfn].flags & which:
                 n += 1
-            pfn += 1 if not (z.flags[pfn] & (FRAME_BUDDY | FRAME_ALLOC)) else ((<pfn_t>1) << z.order[pfn])
+            pfn += 1 if not (z.frame[pfn].flags & (FRAME_BUDDY | FRAME_ALLOC)) else ((<pfn_t>1) << z.frame[pfn].order)
         out = np.zeros(n, dtype=[("pfn", np.int64), ("order", np.int8), ("migratetype", np.int8)])
         cdef int64_t[:] pv = out["pfn"]
         cdef int8_t[:] ov = out["order"]
@@ -859,12 +886,12 @@ cdef class BuddyAllocator:
         cdef Py_ssize_t i = 0
         pfn = 0
         while pfn < z.nr_pages:
-            if z.flags[pfn] & which:
+            if z.frame[pfn].flags & which:
                 pv[i] = pfn
-                ov[i] = z.order[pfn]
+                ov[i] = z.frame[pfn].order
                 mv[i] = frame_mt(z, pfn)
                 i += 1
-            pfn += 1 if not (z.flags[pfn] & (FRAME_BUDDY | FRAME_ALLOC)) else ((<pfn_t>1) << z.order[pfn])
+            pfn += 1 if not (z.frame[pfn].flags & (FRAME_BUDDY | FRAME_ALLOC)) else ((<pfn_t>1) << z.frame[pfn].order)
         return out
 
     def frame_migratetypes(self):
@@ -879,14 +906,14 @@ cdef class BuddyAllocator:
         cdef int8_t mt
         with nogil:
             while pfn < z.nr_pages:
-                if z.flags[pfn] & FRAME_ALLOC:
-                    end = pfn + ((<pfn_t>1) << z.order[pfn])
+                if z.frame[pfn].flags & FRAME_ALLOC:
+                    end = pfn + ((<pfn_t>1) << z.frame[pfn].order)
                     mt = frame_mt(z, pfn)
                     for i in range(pfn, end):
                         v[i] = mt
                     pfn = end
-                elif z.flags[pfn] & FRAME_BUDDY:
-                    pfn += (<pfn_t>1) << z.order[pfn]
+                elif z.frame[pfn].flags & FRAME_BUDDY:
+                    pfn += (<pfn_t>1) << z.frame[pfn].order
                 else:
                     pfn += 1
         return out
@@ -943,11 +970,11 @@ cdef class BuddyAllocator:
         cdef int64_t lists_pages = 0
         # 1. the frames tile into aligned blocks; interior frames carry no flags
         while pfn < z.nr_pages:
-            if not (z.flags[pfn] & (FRAME_BUDDY | FRAME_ALLOC)):
+            if not (z.frame[pfn].flags & (FRAME_BUDDY | FRAME_ALLOC)):
                 raise InvariantError(f"pfn {pfn} starts no block (no free or allocated block covers it)")
-            if (z.flags[pfn] & FRAME_BUDDY) and (z.flags[pfn] & FRAME_ALLOC):
+            if (z.frame[pfn].flags & FRAME_BUDDY) and (z.frame[pfn].flags & FRAME_ALLOC):
                 raise InvariantError(f"pfn {pfn} is both free and allocated")
-            o = z.order[pfn]
+            o = z.frame[pfn].order
             if o > z.max_order:
                 raise InvariantError(f"pfn {pfn} has order {o} > max_order {z.max_order}")
             if pfn & (((<pfn_t>1) << o) - 1):
@@ -956,9 +983,9 @@ cdef class BuddyAllocator:
             if end > z.nr_pages:
                 raise InvariantError(f"order-{o} block at pfn {pfn} runs past the zone end {z.nr_pages}")
             for q in range(pfn + 1, end):
-                if z.flags[q]:
-                    raise InvariantError(f"pfn {q} inside the order-{o} block at pfn {pfn} carries flags {z.flags[q]:#x}")
-            if z.flags[pfn] & FRAME_BUDDY:
+                if z.frame[q].flags:
+                    raise InvariantError(f"pfn {q} inside the order-{o} block at pfn {pfn} carries flags {z.frame[q].flags:#x}")
+            if z.frame[pfn].flags & FRAME_BUDDY:
                 heads += 1
                 free_pages += (<int64_t>1) << o
                 fm = frame_mt(z, pfn)
@@ -993,7 +1020,7 @@ cdef class BuddyAllocator:
                 while q >= 0:
                     if q >= z.nr_pages:
                         raise InvariantError(f"free list (order {o}, {MIGRATETYPE_NAMES[m]}) links to pfn {q}")
-                    if not (z.flags[q] & FRAME_BUDDY) or z.order[q] != o or frame_mt(z, q) != m:
+                    if not (z.frame[q].flags & FRAME_BUDDY) or z.frame[q].order != o or frame_mt(z, q) != m:
                         raise InvariantError(f"pfn {q} on free list (order {o}, {MIGRATETYPE_NAMES[m]}) is not a "
                                              f"free block of that order and type")
                     if z.link[2 * q] != p:

@@ -43,6 +43,10 @@ cdef enum:
     K_OP_FREE_SLOT = 2
     K_OP_REPLACE_SLOT = 3
 
+cdef struct FrameState:       # 2 bytes a frame, together so that one cache miss reads both
+    uint8_t flags              # FRAME_* bits
+    uint8_t order              # order of the block whose head this is (buddy_order / folio order)
+
 cdef struct Zone:
     int64_t nr_pages           # frames 0..nr_pages-1 (spanned == present: no holes)
     int max_order              # MAX_PAGE_ORDER, inclusive
@@ -50,8 +54,7 @@ cdef struct Zone:
     int grouping               # 0: page_group_by_mobility_disabled
     int64_t nr_pageblocks
     int32_t *link              # 2 per frame: prev, next of a free block on its list
-    uint8_t *order             # per frame: order of the block whose head this is
-    uint8_t *flags             # per frame: FRAME_* bits
+    FrameState *frame          # per frame: flags and order
     uint8_t *pb_mt             # per pageblock: migratetype
     int32_t head[16][5]        # zone->free_area[order].free_list[mt] (first, -1 if empty)
     int32_t tail[16][5]

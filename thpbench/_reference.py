@@ -338,3 +338,25 @@ class ReferenceBuddy:
             assert pfn in self.free_area[order][mt]
             assert self.pb_mt[pfn >> self.pageblock_order] == mt
         return True
+
+
+def reference_from(core):
+    """A ReferenceBuddy in exactly the state of a ``thpbench.BuddyAllocator``.
+
+    Copies the free lists in list order, the allocated blocks, the pageblock types and
+    the event counters, so the two can be driven on from the same (e.g. aged) state.
+    """
+    ref = ReferenceBuddy.__new__(ReferenceBuddy)
+    ref.nr_pages = core.nr_pages
+    ref.max_order = core.max_order
+    ref.pageblock_order = core.pageblock_order
+    ref.grouping = core.grouping
+    ref.nr_pageblocks = core.nr_pageblocks
+    ref.free_area = [[core.free_list(o, m).tolist() for m in range(NR_MIGRATETYPES)]
+                     for o in range(core.max_order + 1)]
+    ref.buddy = {int(p): (int(o), int(m)) for p, o, m in core.free_blocks()}
+    ref.allocated = {int(p): (int(o), int(m)) for p, o, m in core.allocated_blocks()}
+    ref.pb_mt = core.pageblock_migratetypes().tolist()
+    ref.nr_free_pages = core.nr_free_pages
+    ref.events = dict(core.counters())
+    return ref
