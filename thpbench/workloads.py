@@ -267,22 +267,29 @@ class AllocationChurn:
             self._record("churn")
         return _pd.DataFrame(self._rows[first:])
 
-    def release(self, *names):
-        """Free every live allocation of the named classes (processes exit, caches dropped).
+    def release(self, *names, fraction=1.0):
+        """Free the live allocations of the named classes (processes exit, caches dropped).
 
-        Returns the number of pages freed.  Their slots stay empty until churn refills them.
+        ``fraction`` < 1 frees that fraction of each class's slots, chosen at random (a
+        partial drop of caches; the kernel's reclaim would follow its LRU lists, which
+        this model does not keep).  Returns the number of pages freed.  The slots stay
+        empty until churn refills them.
         """
         known = {c.name: i for i, c in enumerate(self.classes)}
         bad = [n for n in names if n not in known]
         if bad:
             raise ValueError(f"unknown churn classes {bad}; allowed: {', '.join(known)}")
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction {fraction} out of range 0..1")
         before = self.allocator.nr_free_pages
         for n in names:
             i = known[n]
             idx = _np.arange(self.slot_offset[i], self.slot_offset[i] + self.nr_slots[i])
+            if fraction < 1.0:
+                idx = _np.sort(self.rng.choice(idx, size=int(round(fraction * idx.size)), replace=False))
             cls = _np.full(idx.size, i)
             self._run(_np.full(idx.size, _OP_FREE_SLOT, _np.int8), _np.zeros(idx.size, _np.int8), idx, cls)
-        self._record("release " + ",".join(names))
+        self._record("release " + ",".join(names) + ("" if fraction == 1.0 else f" ({fraction:.0%})"))
         return int(self.allocator.nr_free_pages - before)
 
     # -- read-outs -------------------------------------------------------------------
