@@ -80,7 +80,7 @@ DATA = find_data()
 
 # %%
 fresh = BuddyAllocator(64 * 256)          # 64 MiB of 4 KiB frames
-print(procfs.format_buddyinfo(procfs.allocator_buddyinfo(fresh)), end="")
+print(procfs.buddyinfo_text(fresh), end="")
 # NBVAL_CHECK_OUTPUT
 
 # %% [markdown]
@@ -164,7 +164,7 @@ tiny.check()
 z = BuddyAllocator(64 * 256)
 pfn = z.alloc(0, "unmovable")
 print("unmovable page at pfn", pfn, "| counters:", z.counters())
-print(procfs.format_pagetypeinfo(procfs.allocator_pagetypeinfo(z)), end="")
+print(procfs.pagetypeinfo_text(z), end="")
 z.check()
 # NBVAL_CHECK_OUTPUT
 
@@ -345,7 +345,7 @@ for name, s in snaps.items():
 # %%
 real = procfs.allocator_from_snapshot(idle, "Normal")
 real.check()
-sim_line = procfs.format_buddyinfo(procfs.allocator_buddyinfo(real, "Normal"))
+sim_line = procfs.buddyinfo_text(real, "Normal")
 real_line = next(l for l in idle.texts["buddyinfo"].splitlines(True) if " Normal " in l)
 print(sim_line, end="")
 print("identical to the real line:", sim_line == real_line)

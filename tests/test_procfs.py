@@ -293,3 +293,61 @@ def test_live_snapshot_round_trips():
     assert procfs.format_buddyinfo(snap.buddyinfo) == snap.texts["buddyinfo"]
     if snap.pagetypeinfo is not None:
         assert procfs.format_pagetypeinfo(snap.pagetypeinfo) == snap.texts["pagetypeinfo"]
+
+
+def test_highatomic_isolate_and_cma_rows():
+    # 6 rows: Unmovable, Movable, Reclaimable, HighAtomic, CMA, Isolate (a CONFIG_CMA kernel)
+    free = np.zeros((6, 11), dtype=np.int64)
+    free[0, [0, 3]] = [5, 2]
+    free[1, [0, 9, 10]] = [7, 1, 2]
+    free[3, 2] = 3          # HighAtomic
+    free[4, 10] = 1         # CMA: folded into Movable
+    free[5, 9] = 1          # Isolate
+    blocks = np.array([2, 12, 1, 1, 2, 2])
+    a = procfs.allocator_from_buddyinfo(free.sum(axis=0), free_per_migratetype=free, pageblocks=blocks, seed=4)
+    a.check()
+    pti = a.pagetypeinfo()
+    assert pti["pageblocks"].tolist() == [2, 14, 1, 1, 2]
+    assert pti["free"][1].tolist() == (free[1] + free[4]).tolist()
+    assert pti["free"][3].tolist() == free[3].tolist() and pti["free"][4].tolist() == free[5].tolist()
+    assert a.buddyinfo().tolist() == free.sum(axis=0).tolist()
+    text = procfs.pagetypeinfo_text(a)
+    assert procfs.format_pagetypeinfo(procfs.parse_pagetypeinfo(text)) == text
+    assert procfs.buddyinfo_text(a, "DMA32") == procfs.format_buddyinfo(procfs.allocator_buddyinfo(a, "DMA32"))
+
+
+def test_allocator_from_snapshot_with_cma_names():
+    names = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "CMA", "Isolate")
+    text = ("Page block order: 9\nPages per block:  512\n\n"
+            + "%-43s " % "Free pages count per migrate type at order" + "".join("%6d " % o for o in range(11)) + "\n")
+    free = {"Unmovable": [3, 1] + [0] * 9, "Movable": [4, 0, 2] + [0] * 6 + [1, 2],
+            "Reclaimable": [0] * 11, "HighAtomic": [0] * 11, "CMA": [0] * 10 + [1], "Isolate": [0] * 11}
+    for n in names:
+        text += "Node %4d, zone %8s, type %12s " % (0, "Normal", n) + "".join("%6d " % c for c in free[n]) + "\n"
+    text += "\n%-23s" % "Number of blocks type " + "".join("%12s " % n for n in names) + "\n"
+    text += "Node 0, zone %8s " % "Normal" + "".join("%12d " % c for c in (1, 13, 0, 0, 2, 0)) + "\n"
+    total = np.sum([free[n] for n in names], axis=0)
+    buddy = "Node 0, zone %8s " % "Normal" + "".join("%6d " % c for c in total) + "\n"
+    snap = procfs.ProcSnapshot(procfs.parse_buddyinfo(buddy), procfs.parse_pagetypeinfo(text), None)
+    a = procfs.allocator_from_snapshot(snap)
+    a.check()
+    assert a.nr_pages == 16 * 512
+    assert a.buddyinfo().tolist() == total.tolist()
+    assert a.pagetypeinfo()["pageblocks"].tolist() == [1, 15, 0, 0, 0]
+    assert a.pagetypeinfo()["free"][1, 10] == 3
+    # an impossible snapshot: more free order-0 blocks than can stay unmerged
+    with pytest.raises(ValueError, match="cannot place"):
+        procfs.allocator_from_buddyinfo([6000, 0, 0], nr_pages=8192, max_order=2, pageblock_order=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 10), st.integers(0, 10), st.data())
+def test_allocator_from_buddyinfo_other_geometries(max_order, pb, data):
+    pb = min(pb, max_order)
+    row = np.array(data.draw(st.lists(st.integers(0, 5), min_size=max_order + 1, max_size=max_order + 1)))
+    free_pages = int((row << np.arange(max_order + 1)).sum())
+    nr_pages = 2 * free_pages + (1 << max_order) + data.draw(st.integers(0, 1 << max_order))
+    seed = data.draw(st.integers(0, 1000))
+    a = procfs.allocator_from_buddyinfo(row, nr_pages=nr_pages, pageblock_order=pb, seed=seed)
+    a.check()
+    assert a.buddyinfo().tolist() == row.tolist() and a.nr_pages == nr_pages
