@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -172,6 +173,31 @@ z.check()
 # The rest of the claimed 4 MiB went onto the Unmovable lists, one block per order
 # (the halves `expand()` gave back). The next unmovable requests will come from there
 # and leave the movable pageblocks alone.
+#
+# On a full machine the choice between claim and steal matters. Fill 8 MiB (four
+# pageblocks) with movable pages, free some pages at the start of the second pageblock,
+# and ask for one unmovable page. With 8 pages free, the pageblock is far from half
+# free: the allocator steals a page and the pageblock stays Movable, now holding one
+# unmovable page. With 300 free it claims the pageblock for Unmovable, and it is the
+# 212 movable pages still in it that make it mixed:
+
+# %%
+for nr_freed in (8, 300):
+    z = BuddyAllocator(2048)
+    pages = [z.alloc(0, "movable") for _ in range(2048)]
+    for p in pages[512:512 + nr_freed]:
+        z.free(p, 0)
+    pfn = z.alloc(0, "unmovable")
+    z.check()
+    c = z.counters()
+    types = [thpbench.MIGRATETYPE_NAMES[t] for t in z.pageblock_migratetypes()]
+    print(f"{nr_freed:3d} pages free -> unmovable page at pfn {pfn}; claim {c['claim']}, steal {c['steal']}; "
+          f"pageblocks {types}; mixed pageblocks {churn_readout(z)['nr_mixed_pageblocks']}")
+# NBVAL_CHECK_OUTPUT
+
+# %% [markdown]
+# Steals are how unmovable pages leak into movable pageblocks over time; each one can
+# spoil a future huge page.
 #
 # With grouping switched off (`grouping=False`, the pre-2.6.24 allocator, which the
 # kernel still uses as `page_group_by_mobility_disabled` on very small machines), there

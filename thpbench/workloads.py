@@ -226,7 +226,13 @@ class AllocationChurn:
     # -- the op arrays ---------------------------------------------------------------
     def _orders_for(self, cls):
         u = self.rng.random(cls.size)
-        return (u[:, None] >= self._order_cdf[cls]).sum(axis=1).astype(_np.int8)
+        out = _np.empty(cls.size, dtype=_np.int8)
+        for c in range(len(self.classes)):
+            sel = cls == c
+            # inverse CDF; min() guards u against rounding past the last step
+            out[sel] = _np.minimum(_np.searchsorted(self._order_cdf[c], u[sel], side="right"),
+                                   self._order_cdf.shape[1] - 1)
+        return out
 
     def _run(self, ops, orders, slot_idx, cls):
         res = self.allocator.run(ops, orders, slot_idx, self._mts[cls], self.slots)
@@ -296,10 +302,11 @@ class AllocationChurn:
     def live_pages(self):
         """Pages held by each class now (dict name -> pages)."""
         ab = self.allocator.allocated_blocks()
+        order_at = _np.zeros(self.allocator.nr_pages, dtype=_np.int64)
+        order_at[ab["pfn"]] = ab["order"]
         live = self.slots >= 0
         pages = _np.zeros(self.slots.size, dtype=_np.int64)
-        pos = _np.searchsorted(ab["pfn"], self.slots[live])
-        pages[live] = 1 << ab["order"][pos].astype(_np.int64)
+        pages[live] = _np.left_shift(1, order_at[self.slots[live]])
         sums = _np.bincount(self.slot_class, weights=pages, minlength=len(self.classes))
         return {c.name: int(sums[i]) for i, c in enumerate(self.classes)}
 
