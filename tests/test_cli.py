@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from thpbench import procfs
+from thpbench.cli import main
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "procfs"
+
+
+def test_buddyinfo_fresh_prints_the_kernel_layout(capsys):
+    assert main(["buddyinfo", "--mib", "8"]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    # 8 MiB = two free order-10 blocks, in frag_show_print()'s layout
+    assert first == "Node 0, zone   Normal " + "".join(f"{n:6d} " for n in [0] * 10 + [2])
+    parsed = procfs.parse_buddyinfo(first + "\n")
+    assert parsed.loc[parsed["order"] == 10, "nr_free"].tolist() == [2]
+    assert "extfrag_index" in out and "unusable_index" in out
+
+
+def test_buddyinfo_aged_with_pagetypeinfo(capsys):
+    assert main(["buddyinfo", "--mib", "16", "--aged", "--pagetypeinfo", "--turnover", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Free pages count per migrate type at order" in out
+    assert "Number of blocks type" in out
+
+
+def test_snapshot_of_a_saved_capture(capsys, tmp_path):
+    snap_dir = sorted(p for p in DATA.iterdir() if (p / "buddyinfo").exists())[0]
+    assert main(["snapshot", "--proc", str(snap_dir), "--save", str(tmp_path / "copy")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith((snap_dir / "buddyinfo").read_text())
+    assert "zone Normal" in out
+    assert (tmp_path / "copy" / "buddyinfo").read_text() == (snap_dir / "buddyinfo").read_text()
+
+
+@pytest.mark.parametrize("argv", [["buddyinfo", "--mib", "0"], ["buddyinfo", "--mib", "x"], ["nope"], []])
+def test_bad_arguments_exit_with_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+
+
+def test_snapshot_of_a_missing_proc_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["snapshot", "--proc", str(tmp_path)])
+    assert e.value.code == 2
+    assert "not readable" in capsys.readouterr().err
