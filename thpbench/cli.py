@@ -90,6 +90,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         return a.func(a)
+    except BrokenPipeError:          # `thpbench ... | head`
+        sys.stderr.close()
+        return 0
     except (ValueError, FileNotFoundError) as e:
         ap.exit(2, f"thpbench {a.command}: error: {e}\n")
 
