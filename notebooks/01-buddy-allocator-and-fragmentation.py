@@ -275,6 +275,12 @@ summary = churn.history[cols].iloc[[0, -1]].round(3).reset_index(drop=True)
 print(summary.to_string())
 # NBVAL_CHECK_OUTPUT
 
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.2))
+plots.plot_churn_history(churn.history, ax, columns=("unusable_index", "free_pageblocks_fraction"))
+ax.set_title(f"aging {MEMORY_MIB} MiB (the last point: processes exited)")
+plt.show()
+
 # %% [markdown]
 # Free memory grew when the processes exited, but hardly any of it comes as whole
 # 2 MiB blocks (`nr_free_pageblocks`): the freed anon pages sit between page-cache and
