@@ -266,7 +266,7 @@ pd.DataFrame([{"class": c.name, "migratetype": c.migratetype, "share of used mem
 # %%
 alloc, churn = aged_allocator(MEMORY_MIB * 256, turnover=TURNOVER, seed=SEED)
 alloc.check()
-cols = ["phase", "turnover", "nr_free_pages", "free_hugepages", "unusable_index", "nr_pageblocks_unmovable",
+cols = ["phase", "turnover", "nr_free_pages", "nr_free_pageblocks", "unusable_index", "nr_pageblocks_unmovable",
         "nr_pageblocks_reclaimable", "nr_mixed_pageblocks", "extfrag", "claim", "steal", "alloc_fail"]
 churn.history[cols].round(3)
 
@@ -275,9 +275,15 @@ summary = churn.history[cols].iloc[[0, -1]].round(3).reset_index(drop=True)
 print(summary.to_string())
 # NBVAL_CHECK_OUTPUT
 
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.2))
+plots.plot_churn_history(churn.history, ax, columns=("unusable_index", "free_pageblocks_fraction"))
+ax.set_title(f"aging {MEMORY_MIB} MiB (the last point: processes exited)")
+plt.show()
+
 # %% [markdown]
 # Free memory grew when the processes exited, but hardly any of it comes as whole
-# 2 MiB blocks (`free_hugepages`): the freed anon pages sit between page-cache and
+# 2 MiB blocks (`nr_free_pageblocks`): the freed anon pages sit between page-cache and
 # slab pages that are still there. The unusable index at order 9 tells the same.
 #
 # ### The widget
@@ -328,7 +334,7 @@ for ax, grouping in zip(axes, (True, False)):
     w.release("page_cache")
     plots.plot_memory_map(a, ax, legend=not grouping,
                           title=f"at rest, grouping {'on' if grouping else 'off'}: "
-                                f"{churn_readout(a)['free_hugepages']} of {a.nr_pageblocks} pageblocks free")
+                                f"{churn_readout(a)['nr_free_pageblocks']} of {a.nr_pageblocks} pageblocks free")
 fig.tight_layout()
 plt.show()
 
@@ -376,7 +382,7 @@ real_line = next(l for l in idle.texts["buddyinfo"].splitlines(True) if " Normal
 print(sim_line, end="")
 print("identical to the real line:", sim_line == real_line)
 print(f"{real.nr_pages} frames ({real.nr_pages // 256} MiB), {real.nr_free_pages} free; "
-      f"order-9 requests it can serve now: {churn_readout(real)['free_hugepages']}")
+      f"order-9 requests it can serve now: {churn_readout(real)['nr_free_pageblocks']}")
 # NBVAL_CHECK_OUTPUT
 
 # %% [markdown]

@@ -112,19 +112,19 @@ def test_grouping_by_mobility_keeps_hugepages_available():
         a.check()
         out[grouping] = churn_readout(a)
     on, off = out[True], out[False]
-    assert on["free_hugepages"] > 4 * max(off["free_hugepages"], 1)
+    assert on["nr_free_pageblocks"] > 4 * max(off["nr_free_pageblocks"], 1)
     assert on["nr_polluted_pageblocks"] * 4 < off["nr_polluted_pageblocks"]
     assert off["nr_pageblocks_unmovable"] == (1 << 16) >> 9     # grouping off: all one type
 
 
 def test_aged_differs_from_fresh():
     fresh = churn_readout(BuddyAllocator(N))
-    assert fresh["free_hugepages"] == N >> 9 and fresh["unusable_index"] == 0.0
+    assert fresh["nr_free_pageblocks"] == N >> 9 and fresh["unusable_index"] == 0.0
     assert fresh["nr_mixed_pageblocks"] == 0 and fresh["nr_polluted_pageblocks"] == 0
     a, w = aged_allocator(N, seed=4)
     aged = churn_readout(a)
     assert aged["unusable_index"] > 0.5
-    assert aged["free_hugepages"] < 0.25 * (N >> 9)
+    assert aged["nr_free_pageblocks"] < 0.25 * (N >> 9)
     # at fill 0.97 kernel allocations under pressure fall back into other pageblocks
     assert aged["extfrag"] > 0 and aged["nr_mixed_pageblocks"] > 0
     # the default release: the compiler processes have exited
@@ -139,7 +139,7 @@ def test_readout_columns_are_named_like_the_kernel():
     for name in ("unmovable", "movable", "reclaimable", "highatomic", "isolate"):
         assert f"nr_pageblocks_{name}" in row
     assert {"nr_free_pages", "alloc_fail", "extfrag", "claim", "steal"} <= set(row)
-    assert row["free_hugepages"] == 5   # 3000 frames: 2 order-10 blocks + 1 order-9 block
+    assert row["nr_free_pageblocks"] == 5   # 3000 frames: 2 order-10 blocks + 1 order-9 block
 
 
 def test_bad_inputs_raise_and_leave_the_allocator_intact():

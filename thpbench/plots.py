@@ -146,12 +146,12 @@ def plot_fragmentation_indices(df: pd.DataFrame, ax, *, title="fragmentation per
     return ax
 
 
-def plot_churn_history(history: pd.DataFrame, ax, *, columns=("unusable_index", "free_hugepages_fraction")):
+def plot_churn_history(history: pd.DataFrame, ax, *, columns=("unusable_index", "free_pageblocks_fraction")):
     """Read-outs of an allocation churn over its steps (x: memory turned over)."""
     h = history.copy()
-    if "free_hugepages_fraction" in columns and "free_hugepages_fraction" not in h:
+    if "free_pageblocks_fraction" in columns and "free_pageblocks_fraction" not in h:
         pageblocks = h[[c for c in h if c.startswith("nr_pageblocks_")]].sum(axis=1)
-        h["free_hugepages_fraction"] = h["free_hugepages"] / pageblocks
+        h["free_pageblocks_fraction"] = h["nr_free_pageblocks"] / pageblocks
     for col in columns:
         ax.plot(h["turnover"], h[col], marker=".", label=col)
     ax.set_xlabel("memory turned over (pages allocated / nr_pages)")

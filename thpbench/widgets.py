@@ -54,7 +54,7 @@ def plot_buddy(result, fig=None):
     plots.plot_buddyinfo({"fresh (after boot)": fresh.buddyinfo(), "aged": a.buddyinfo()}, ax1)
     r = result["readout"]
     plots.plot_memory_map(a, ax2, legend=False,
-                          title=f"memory map: {r['free_hugepages']} of {a.nr_pageblocks} pageblocks free whole")
+                          title=f"memory map: {r['nr_free_pageblocks']} of {a.nr_pageblocks} pageblocks free whole")
     plots.plot_fragmentation_indices(result["indices"], ax3)
     fig.suptitle(f"{p['memory_mib']} MiB, turnover {p['turnover']:g}, unmovable share {p['unmovable_share']}, "
                  f"grouping by mobility {'on' if p['grouping'] else 'off'}", fontsize="medium")
@@ -82,7 +82,7 @@ def compare_grouping(memory_mib=256, turnover=4.0, unmovable_share=0.11, *, seed
                     w.release("page_cache")
                 r = churn_readout(a)
                 rows.append({"grouping": "on" if grouping else "off", "seed": seed, "moment": moment,
-                             "hugepages_pct": 100.0 * r["free_hugepages"] / a.nr_pageblocks, **r})
+                             "hugepages_pct": 100.0 * r["nr_free_pageblocks"] / a.nr_pageblocks, **r})
     return pd.DataFrame(rows)
 
 

@@ -110,9 +110,10 @@ def _scaled_classes(classes, unmovable_share):
 def churn_readout(allocator: _BuddyAllocator) -> dict:
     """Fragmentation read-outs of an allocator, as a flat dict (one row of a churn history).
 
-    ``nr_free_pages``; ``free_blocks_order_k`` (buddyinfo); ``free_hugepages``: blocks of
-    ``pageblock_order`` an allocation could take now, without compaction (free blocks of
-    that order or above, counted in pageblock units); ``unusable_index`` and
+    ``nr_free_pages``; ``free_blocks_order_k`` (buddyinfo); ``nr_free_pageblocks``:
+    pageblocks that are entirely free, i.e. the order-``pageblock_order`` (2 MiB) requests
+    that could succeed now without compaction (free blocks of that order or above,
+    counted in pageblock units); ``unusable_index`` and
     ``fragmentation_index`` at pageblock_order (``mm/vmstat.c`` formulas / 1000);
     ``nr_pageblocks_<type>`` (pagetypeinfo's "Number of blocks type");
     ``nr_mixed_pageblocks``: pageblocks holding allocated pages of a migratetype other
@@ -127,7 +128,7 @@ def churn_readout(allocator: _BuddyAllocator) -> dict:
     row = {"nr_free_pages": int(a.nr_free_pages)}
     for k, n in enumerate(info):
         row[f"free_blocks_order_{k}"] = int(n)
-    row["free_hugepages"] = int(sum(int(info[k]) << (k - pbo) for k in range(pbo, a.max_order + 1)))
+    row["nr_free_pageblocks"] = int(sum(int(info[k]) << (k - pbo) for k in range(pbo, a.max_order + 1)))
     row["unusable_index"] = a.unusable_index(pbo)
     row["fragmentation_index"] = a.fragmentation_index(pbo)
     pbt = a.pageblock_migratetypes()
