@@ -1,6 +1,8 @@
 """Known-answer and bad-input tests of the Cython BuddyAllocator."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import thpbench
 from thpbench import BuddyAllocator
@@ -283,3 +285,23 @@ def test_not_picklable():
     import pickle
     with pytest.raises(TypeError):
         pickle.dumps(BuddyAllocator(10))
+
+
+anything = st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=5), st.none(),
+                     st.booleans(), st.lists(st.integers(-300, 300), max_size=4), st.binary(max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["alloc", "free", "split", "set_pageblock_migratetype", "free_list", "unusable_index",
+                        "fragmentation_index", "run"]), st.lists(anything, min_size=0, max_size=5))
+def test_no_input_crashes_or_corrupts(method, args):
+    """Arbitrary arguments to any public method: a result or a ValueError/TypeError, and
+    the allocator stays consistent."""
+    b = BuddyAllocator(777, pageblock_order=4)
+    b.alloc(2, "unmovable")
+    before = snapshot(b)
+    try:
+        getattr(b, method)(*args)
+    except (ValueError, TypeError):
+        assert snapshot(b) == before or method == "run"
+    b.check()
