@@ -322,3 +322,22 @@ def test_better_cpu_has_more_reach_and_fewer_walks():
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ValueError, match="skylake"):
         preset("pentium")
+
+
+# -- page-table lines in the data caches ----------------------------------------------
+
+def test_walks_of_neighbouring_pages_share_pte_lines():
+    # 8 PTEs share a 64-byte line: walking 8 consecutive pages reads one PTE line
+    sim = TlbSim({"l1_4k": (1, 1), "pwc2": (1, 4), "ptcache": (16, 4)})
+    sim.run(np.arange(0, 8 * 4096, 4096, dtype=np.uint64))
+    c = sim.counters()
+    assert c["walk_refs"] == 4 + 7                  # then PDE-cache hits: one ref each
+    assert c["walk_refs_cached"] == 7               # the PTE line was read by the first walk
+
+
+def test_tlb_flush_keeps_page_table_lines():
+    sim = TlbSim({"l1_4k": (1, 1), "ptcache": (16, 4)})
+    sim.run(np.array([0], dtype=np.uint64))
+    sim.flush_all()
+    sim.run(np.array([0], dtype=np.uint64))
+    assert sim.counters()["walk_refs_cached"] == 4

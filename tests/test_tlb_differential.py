@@ -37,6 +37,8 @@ def configs(draw):
                     g[f"{prefix}{l}"] = draw(geom)
     if draw(st.booleans()):
         g["ntlb"] = draw(geom)
+    if draw(st.booleans()):
+        g["ptcache"] = draw(st.tuples(st.integers(1, 16), st.integers(1, 8)))
     mode = draw(st.sampled_from(["native", "nested", "shadow"]))
     levels = draw(st.sampled_from([4, 5]))
     host_levels = draw(st.sampled_from([4, 5]))
@@ -105,7 +107,7 @@ def test_core_matches_reference(cfg, mp, data):
 
 def test_reference_matches_on_a_long_skylake_like_run():
     g = {"l1_4k": (16, 4), "l1_2m": (8, 4), "l2": (128, 12), "pwc2": (8, 4), "pwc3": (1, 4),
-         "pwc4": (1, 2), "hpwc2": (8, 4), "ntlb": (4, 4)}
+         "pwc4": (1, 2), "hpwc2": (8, 4), "ntlb": (4, 4), "ptcache": (64, 8)}
     rng = np.random.default_rng(7)
     hot = rng.integers(0, 64 * MiB, 20_000, dtype=np.uint64)
     cold = rng.integers(0, 4 << 30, 5_000, dtype=np.uint64)

@@ -115,6 +115,7 @@ cdef struct TlbState:
     TlbCache *pwc[6]           # guest/native page-walk caches by level (2..levels); shared when unified
     TlbCache *hpwc[6]          # host (nested) page-walk caches by level
     TlbCache *ntlb             # nested TLB: guest-physical -> host-physical, for the walker
+    TlbCache *ptcache          # data-cache lines of page-table entries that walks read
     int pwc_unified
     int hpwc_unified
     # the mappings (contract in tlb.py): per 2 MiB region flags

@@ -11,6 +11,7 @@ from collections import OrderedDict
 REGION_SHIFT = 21
 PT_GPA_BASE = 1 << 51
 PT_GPA_LEVEL_SHIFT = 48
+HPT_BASE = 1 << 53
 FLUSH_CEILING = 33  # arch/x86/mm/tlb.c: tlb_single_page_flush_ceiling
 
 
@@ -81,6 +82,7 @@ class ReferenceTLB:
         self.pwc = {l: (get("pwc") if "pwc" in g else get(f"pwc{l}")) for l in range(2, 6)}
         self.hpwc = {l: (get("hpwc") if "hpwc" in g else get(f"hpwc{l}")) for l in range(2, 6)}
         self.ntlb = get("ntlb")
+        self.ptcache = get("ptcache")
         self.walks = [0, 0]
         self.guest_refs = self.host_refs = 0
         self.flush_one = self.flush_all_count = 0
@@ -111,7 +113,16 @@ class ReferenceTLB:
         return int(gh), gpa, int(hh)
 
     @staticmethod
-    def _walk_1d(pwc, addr, levels, leaf):
+    def _entry_addr(base, addr, level):
+        return (base + ((level - 1) << PT_GPA_LEVEL_SHIFT) + ((addr >> (12 + 9 * level)) << 12)
+                + (((addr >> (12 + 9 * (level - 1))) & 511) << 3))
+
+    def _pt_ref(self, entry_addr):
+        line = entry_addr >> 6
+        if not self.ptcache.lookup(line, tag_of(line, 0)):
+            self.ptcache.fill(line, tag_of(line, 0))
+
+    def _walk_1d(self, pwc, addr, levels, leaf, tbase=PT_GPA_BASE):
         """Deepest walk-cache hit at level l leaves l - leaf references."""
         hit_level = levels + 1
         for l in range(leaf + 1, levels + 1):
@@ -119,6 +130,8 @@ class ReferenceTLB:
             if pwc[l].lookup(key, tag_of(key, l)):
                 hit_level = l
                 break
+        for l in range(hit_level - 1, leaf - 1, -1):
+            self._pt_ref(self._entry_addr(tbase, addr, l))
         for l in range(leaf + 1, hit_level):
             key = addr >> (12 + 9 * (l - 1))
             pwc[l].fill(key, tag_of(key, l))
@@ -128,7 +141,7 @@ class ReferenceTLB:
         key = gpa >> (12 + 9 * hh)
         if self.ntlb.lookup(key, tag_of(key, hh)):
             return 0
-        refs = self._walk_1d(self.hpwc, gpa, self.host_levels, 1 + hh)
+        refs = self._walk_1d(self.hpwc, gpa, self.host_levels, 1 + hh, HPT_BASE)
         self.ntlb.fill(key, tag_of(key, hh))
         return refs
 
@@ -145,6 +158,7 @@ class ReferenceTLB:
             table_gpa = (PT_GPA_BASE + ((l - 1) << PT_GPA_LEVEL_SHIFT)
                          + ((va >> (12 + 9 * l)) << 12))
             host += self._host_translate(table_gpa, int(self.host_pt_huge))
+            self._pt_ref(self._entry_addr(PT_GPA_BASE, va, l))
             guest += 1
         for l in range(gleaf + 1, hit_level):
             key = va >> (12 + 9 * (l - 1))
@@ -179,8 +193,9 @@ class ReferenceTLB:
 
     # -- flushes --------------------------------------------------------------------
     def flush_all(self):
-        for c in self.structs.values():
-            c.invalidate_if(lambda t: True)
+        for name, c in self.structs.items():
+            if name != "ptcache":
+                c.invalidate_if(lambda t: True)
         self.flush_all_count += 1
 
     def flush_range(self, va, nbytes, stride_shift=12):
@@ -190,7 +205,7 @@ class ReferenceTLB:
         nr = ((end - 1) >> stride_shift) - (va >> stride_shift) + 1
         if nr > FLUSH_CEILING:
             for name, c in self.structs.items():
-                if name != "ntlb":
+                if name not in ("ntlb", "ptcache"):
                     c.invalidate_if(lambda t: True)
             self.flush_all_count += 1
             return
@@ -213,6 +228,7 @@ class ReferenceTLB:
             "dtlb_load_misses.walk_completed_4k": self.walks[0],
             "dtlb_load_misses.walk_completed_2m_4m": self.walks[1],
             "walk_refs": self.guest_refs + self.host_refs,
+            "walk_refs_cached": self.ptcache.hits,
             "guest_walk_refs": self.guest_refs,
             "host_walk_refs": self.host_refs,
             "nr_tlb_local_flush_one": self.flush_one,

@@ -39,12 +39,15 @@ cdef enum:
     CACHE_HPWC0 = 10          # 10 + level (level 0 slot: the unified host PWC)
     CACHE_NTLB = 16
     CACHE_ABSENT = 17         # an all-zero cache: n_sets == 0, every lookup misses uncounted
+    CACHE_PTCACHE = 18        # data-cache lines holding page-table entries (walker's view)
 
 # Guest page-table pages live in a guest-physical area above any guest memory, one
 # sub-area of 2^48 bytes per level, so that the nested walker has addresses to translate.
 # Tables of one level are adjacent (page-table pages allocated in order).
 cdef uint64_t PT_GPA_BASE = (<uint64_t>1) << 51
 cdef int PT_GPA_LEVEL_SHIFT = 48
+# The host's own tables (nested mode) in a host-physical area of the same shape.
+cdef uint64_t HPT_BASE = (<uint64_t>1) << 53
 cdef uint64_t REGION_MASK = ((<uint64_t>1) << 21) - 1
 
 # The x86 kernel turns a range flush of more than this many strides into a full flush
@@ -166,9 +169,26 @@ cdef int tc_init(TlbCache *c, int64_t n_sets, int64_t n_ways) except -1:
 # Walks
 # ---------------------------------------------------------------------------
 
-cdef inline int64_t walk_1d(TlbCache **pwc, uint64_t addr, int levels, int leaf) noexcept nogil:
+cdef inline uint64_t pt_entry_addr(uint64_t base, uint64_t addr, int level) noexcept nogil:
+    # Address of the level-`level` entry translating addr: its table page (tables of a
+    # level adjacent, one 2^48-byte area per level) plus the index bits times 8 bytes.
+    return (base + (<uint64_t>(level - 1) << PT_GPA_LEVEL_SHIFT)
+            + ((addr >> (12 + 9 * level)) << 12)
+            + (((addr >> (12 + 9 * (level - 1))) & 511) << 3))
+
+cdef inline void pt_ref(TlbCache *ptc, uint64_t entry_addr) noexcept nogil:
+    # One walk reference through the data caches: a 64-byte line holds 8 entries.
+    cdef uint64_t key = entry_addr >> 6
+    cdef uint64_t tag = tlb_tag(key, 0)
+    cdef int64_t slot = tc_lookup(ptc, key, tag)
+    if slot != -1:
+        tc_fill(ptc, slot, tag)
+
+cdef inline int64_t walk_1d(TlbCache **pwc, TlbCache *ptc, uint64_t tbase, uint64_t addr,
+                            int levels, int leaf) noexcept nogil:
     """References of a one-dimensional walk of `addr` down to `leaf` (1: a PTE maps
-    4 KiB, 2: a PMD maps 2 MiB), after the walk caches of levels leaf+1..levels."""
+    4 KiB, 2: a PMD maps 2 MiB), after the walk caches of levels leaf+1..levels; each
+    reference goes through `ptc`, the data-cache lines of tables based at `tbase`."""
     cdef int l, hit_level = levels + 1
     cdef uint64_t key
     for l in range(leaf + 1, levels + 1):           # deepest first
@@ -176,8 +196,10 @@ cdef inline int64_t walk_1d(TlbCache **pwc, uint64_t addr, int levels, int leaf)
         if tc_lookup(pwc[l], key, tlb_tag(key, l)) == -1:
             hit_level = l
             break
-    # The walker read the entries of levels hit_level-1 .. leaf; the non-leaf ones are
-    # now cached (the leaf goes to the TLB).
+    # The walker reads the entries of levels hit_level-1 .. leaf; the non-leaf ones are
+    # then cached (the leaf goes to the TLB).
+    for l in range(hit_level - 1, leaf - 1, -1):
+        pt_ref(ptc, pt_entry_addr(tbase, addr, l))
     for l in range(leaf + 1, hit_level):
         key = addr >> (12 + 9 * (l - 1))
         tc_insert(pwc[l], key, tlb_tag(key, l))
@@ -190,7 +212,7 @@ cdef inline int64_t host_translate(TlbState *s, uint64_t gpa, int hh) noexcept n
     cdef int64_t slot = tc_lookup(s.ntlb, key, tag), refs
     if slot == -1:
         return 0
-    refs = walk_1d(s.hpwc, gpa, s.host_levels, 1 + hh)
+    refs = walk_1d(s.hpwc, s.ptcache, HPT_BASE, gpa, s.host_levels, 1 + hh)
     tc_fill(s.ntlb, slot, tag)
     return refs
 
@@ -212,6 +234,7 @@ cdef inline void nested_walk(TlbState *s, uint64_t va, uint64_t gpa, int gh, int
     while l >= gleaf:
         # the guest table page is at a guest-physical address: translate it, then read
         host += host_translate(s, pt_gpa(va, l), s.host_pt_huge)
+        pt_ref(s.ptcache, pt_entry_addr(PT_GPA_BASE, va, l))
         guest += 1
         l -= 1
     for l in range(gleaf + 1, hit_level):
@@ -264,7 +287,7 @@ cdef void tlb_run_trace(TlbState *s, const uint64_t *trace, int64_t n) noexcept 
         if mode == TLB_MODE_NESTED:
             nested_walk(s, va, gpa, gh, hh)
         else:
-            refs = walk_1d(s.pwc, va, s.levels, 1 + cls)
+            refs = walk_1d(s.pwc, s.ptcache, PT_GPA_BASE, va, s.levels, 1 + cls)
             s.cnt.guest_refs += refs
             s.cnt.walk_refs += refs
         s.cnt.walks[cls] += 1
@@ -279,7 +302,8 @@ cdef void tlb_run_trace(TlbState *s, const uint64_t *trace, int64_t n) noexcept 
 
 _GEOM_SLOTS = {"l1_4k": CACHE_L1_4K, "l1_2m": CACHE_L1_2M, "l1": CACHE_L1_4K,
                "l2_4k": CACHE_L2_4K, "l2_2m": CACHE_L2_2M, "l2": CACHE_L2_4K,
-               "pwc": CACHE_PWC0, "hpwc": CACHE_HPWC0, "ntlb": CACHE_NTLB}
+               "pwc": CACHE_PWC0, "hpwc": CACHE_HPWC0, "ntlb": CACHE_NTLB,
+               "ptcache": CACHE_PTCACHE}
 for _l in range(2, 6):
     _GEOM_SLOTS[f"pwc{_l}"] = CACHE_PWC0 + _l
     _GEOM_SLOTS[f"hpwc{_l}"] = CACHE_HPWC0 + _l
@@ -291,7 +315,8 @@ cdef class TlbSim:
 
     ``geometry`` maps structure names to ``(n_sets, n_ways)``: ``l1_4k``/``l1_2m`` or a
     shared ``l1``; ``l2_4k``/``l2_2m`` or a shared ``l2``; ``pwc2``..``pwc5`` or a
-    unified ``pwc``; ``hpwc2``..``hpwc5`` or ``hpwc`` (host walk caches); ``ntlb``.
+    unified ``pwc``; ``hpwc2``..``hpwc5`` or ``hpwc`` (host walk caches); ``ntlb``;
+    ``ptcache``, the data-cache lines (64 B, 8 entries) that walk references go through.
     A missing name is an absent structure.  ``mode`` is "native", "nested" or "shadow";
     ``levels`` and ``host_levels`` are 4 or 5.
     """
@@ -348,6 +373,7 @@ cdef class TlbSim:
         s.pwc[0] = s.pwc[1] = &self.caches[CACHE_ABSENT]
         s.hpwc[0] = s.hpwc[1] = &self.caches[CACHE_ABSENT]
         s.ntlb = &self.caches[CACHE_NTLB]
+        s.ptcache = &self.caches[CACHE_PTCACHE]
         self.geometry = dict(geometry)
         self.set_mapping()
 
@@ -442,7 +468,7 @@ cdef class TlbSim:
         """flush_tlb_all(): every TLB, walk-cache and nested-TLB entry."""
         cdef int i
         cdef int64_t n = 0
-        for i in range(CACHE_ABSENT):
+        for i in range(CACHE_ABSENT):      # (not the data caches: a TLB flush keeps them)
             n += tc_invalidate_all(&self.caches[i])
         self.s.cnt.nr_tlb_local_flush_all += 1
         self.s.cnt.entries_flushed += n
@@ -509,6 +535,7 @@ cdef class TlbSim:
             "dtlb_load_misses.walk_completed_4k": c.walks[0],
             "dtlb_load_misses.walk_completed_2m_4m": c.walks[1],
             "walk_refs": c.walk_refs,
+            "walk_refs_cached": self.s.ptcache.hits,
             "guest_walk_refs": c.guest_refs,
             "host_walk_refs": c.host_refs,
             "nr_tlb_local_flush_one": c.nr_tlb_local_flush_one,

@@ -49,7 +49,8 @@ from thpbench._core import TlbSim, TLB_SINGLE_PAGE_FLUSH_CEILING
 __all__ = [
     "Geometry", "CPU", "PRESETS", "preset", "MMU", "CostModel", "COSTS_2010",
     "walk_refs_worst_case", "ARCANGELI_2010", "TlbSim", "TLB_SINGLE_PAGE_FLUSH_CEILING",
-    "simulate", "KbuildProfile", "a1_grid", "a1_fit", "a1_table", "break_even_l2",
+    "simulate", "KbuildProfile", "kbuild_trace", "a1_grid", "a1_fit", "a1_table", "slowdowns",
+    "A1_FIT_ROWS", "break_even_tlb",
 ]
 
 PAGE_SHIFT = 12
@@ -100,9 +101,11 @@ class CPU:
     ``None`` means the structure is absent.  ``l1_shared``/``l2_shared`` replace the
     per-size structures; ``pwc`` maps a level (2 = PDE, 3 = PDPTE, 4 = PML4E, 5 = PML5E)
     to its walk cache, ``pwc_unified`` is one cache for all levels.  ``hpwc``/``hpwc_unified``
-    and ``ntlb`` serve nested walks.  ``stlb_hit_cycles`` and ``walk_ref_cycles`` feed the
-    cost model (``walk_ref_cycles`` is the mean latency of one walk reference: most hit in
-    the data caches).
+    and ``ntlb`` serve nested walks.  ``ptcache`` is the share of the data caches that
+    holds page-table entries: each walk reference looks up its 64-byte line there (a
+    line holds 8 entries), so walks of sparse 4 KiB tables miss more than walks that
+    stop at a PMD.  ``stlb_hit_cycles``, ``walk_ref_cached_cycles`` and
+    ``walk_ref_cycles`` (a reference that misses ``ptcache``) feed the cost model.
     """
 
     name: str
@@ -119,10 +122,12 @@ class CPU:
     hpwc: dict = field(default_factory=dict)
     hpwc_unified: Geometry | None = None
     ntlb: Geometry | None = None
+    ptcache: Geometry | None = None
     levels: int = 4
     ghz: float = 3.0
     stlb_hit_cycles: float = 7.0
-    walk_ref_cycles: float = 20.0
+    walk_ref_cached_cycles: float = 12.0
+    walk_ref_cycles: float = 200.0
     assumed: str = ""
 
     def __post_init__(self):
@@ -166,6 +171,7 @@ class CPU:
         for l, g in self.hpwc.items():
             put(f"hpwc{l}", g)
         put("ntlb", self.ntlb)
+        put("ptcache", self.ptcache)
         return out
 
     def l2_entries(self) -> int:
@@ -201,12 +207,13 @@ class CPU:
             hpwc={l: g.scaled(nested_scale) for l, g in self.hpwc.items()},
             hpwc_unified=sc(self.hpwc_unified, nested_scale), ntlb=sc(self.ntlb, nested_scale),
             walk_ref_cycles=self.walk_ref_cycles / walk_speedup,
+            walk_ref_cached_cycles=self.walk_ref_cached_cycles / walk_speedup,
         )
 
     def describe(self) -> pd.DataFrame:
         rows = []
         for f in ("l1_4k", "l1_2m", "l1_shared", "l2_4k", "l2_2m", "l2_shared", "pwc_unified",
-                  "hpwc_unified", "ntlb"):
+                  "hpwc_unified", "ntlb", "ptcache"):
             g = getattr(self, f)
             if g is not None:
                 rows.append({"structure": f, "entries": g.entries, "ways": g.ways, "sets": g.sets})
@@ -234,9 +241,10 @@ PRESETS: dict[str, CPU] = {
                 "unified STLB 512 entries 4-way, 4 KiB pages only"),
         l1_4k=_g(64, 4), l1_2m=_g(32, 4), l2_4k=_g(512, 4),
         pwc=dict(_INTEL_PSC), hpwc=dict(_INTEL_EPT_PSC), ntlb=None,
-        ghz=2.93, stlb_hit_cycles=7.0, walk_ref_cycles=20.0,
+        ptcache=_g(512, 8), ghz=2.93, stlb_hit_cycles=7.0,
         assumed=("paging-structure cache sizes (PDE 32 4-way, PDPTE 4, PML4E 2) and EPT walk "
-                 "caches of the same size; no separate nested TLB. Arcangeli's 2010 host "
+                 "caches of the same size; no separate nested TLB; page-table lines keep 512 "
+                 "lines (32 KiB) of the data caches. Arcangeli's 2010 host "
                  "(2 sockets x 6 cores, 24 threads) was of the Westmere-EP generation, "
                  "modelled here with Nehalem's TLB geometry."),
     ),
@@ -248,8 +256,9 @@ PRESETS: dict[str, CPU] = {
                 "nested TLB as described by Bhargava, Serebrin, Spadini, Manne, ASPLOS 2008"),
         l1_shared=_g(48), l2_4k=_g(512, 4), l2_2m=_g(128, 2),
         pwc_unified=_g(24), hpwc_unified=_g(24), ntlb=_g(16),
-        ghz=2.3, stlb_hit_cycles=5.0, walk_ref_cycles=20.0,
-        assumed="page walk cache 24 entries and nested TLB 16 entries, fully associative",
+        ptcache=_g(512, 8), ghz=2.3, stlb_hit_cycles=5.0,
+        assumed=("page walk cache 24 entries and nested TLB 16 entries, fully associative; "
+                 "page-table lines keep 512 lines (32 KiB) of the data caches"),
     ),
     "skylake": CPU(
         name="Intel Skylake (client / Xeon SP, 2015)", year=2015,
@@ -258,8 +267,9 @@ PRESETS: dict[str, CPU] = {
                 "STLB 1536 entries 12-way shared by 4K and 2M pages"),
         l1_4k=_g(64, 4), l1_2m=_g(32, 4), l2_shared=_g(1536, 12),
         pwc=dict(_INTEL_PSC), hpwc=dict(_INTEL_EPT_PSC), ntlb=None,
-        ghz=3.0, stlb_hit_cycles=9.0, walk_ref_cycles=20.0,
-        assumed="paging-structure cache sizes as for Nehalem (not published); 1 GiB TLBs not modelled",
+        ptcache=_g(1024, 8), ghz=3.0, stlb_hit_cycles=9.0,
+        assumed=("paging-structure cache sizes as for Nehalem (not published); 1 GiB TLBs not "
+                 "modelled; page-table lines keep 1024 lines (64 KiB) of the data caches"),
     ),
     "zen4": CPU(
         name="AMD Zen 4 (Ryzen 7000 / EPYC 9004, 2022)", year=2022,
@@ -268,9 +278,10 @@ PRESETS: dict[str, CPU] = {
                 "24-way holding 4K and 2M entries"),
         l1_shared=_g(72), l2_shared=_g(3072, 24),
         pwc_unified=_g(64, 4), hpwc_unified=_g(64, 4), ntlb=_g(64, 4),
-        ghz=4.0, stlb_hit_cycles=7.0, walk_ref_cycles=20.0,
+        ptcache=_g(2048, 8), ghz=4.0, stlb_hit_cycles=7.0,
         assumed=("page walk cache, nested TLB and host walk cache sizes (64 entries 4-way) are "
-                 "assumptions; the L2 DTLB also caches PDEs in hardware (not modelled)"),
+                 "assumptions; the L2 DTLB also caches PDEs in hardware (not modelled); "
+                 "page-table lines keep 2048 lines (128 KiB) of the data caches"),
     ),
 }
 
@@ -391,42 +402,61 @@ class MMU:
 class CostModel:
     """Nanoseconds of a run from its counters: a linear model with stated parameters.
 
-    ``t = accesses*access_ns + stlb_hits*stlb_hit_ns + walk_refs*walk_ref_ns
-    + faults_4k*fault_4k_ns + faults_2m*fault_2m_ns + vmexits*vmexit_ns``
+    ``t = (accesses*access_ns + stlb_hits*stlb_hit_ns + walk_refs_cached*walk_ref_cached_ns
+    + (walk_refs - walk_refs_cached)*walk_ref_ns + faults_4k*fault_4k_ns + faults_2m*fault_2m_ns + vmexits*vmexit_ns)
+    * (1 + virt_overhead if virtualized)``
 
     * ``access_ns``: the workload's mean time per memory access outside translation
       (a workload property: instructions, cache misses).
-    * ``stlb_hit_ns``, ``walk_ref_ns``: an L1-TLB miss that hits the second level, and one
-      page-walk memory reference (mean over where the entry is found in the caches).
+    * ``stlb_hit_ns``: an L1-TLB miss that hits the second level.
+    * ``walk_ref_cached_ns``, ``walk_ref_ns``: one page-walk reference whose line is in the
+      walker's share of the data caches (``ptcache``), and one that is not (mean over
+      L3 and DRAM).
     * ``fault_4k_ns``, ``fault_2m_ns``: a page fault that maps and zeroes a 4 KiB page or a
       2 MiB THP.  Defaults from Arcangeli's RFC (26 Oct 2009, anchors A0): first touch of
       3 GB took 2.182 s with 4 KiB pages and 1.566 s with THP.
-    * ``vmexit_ns``: under shadow paging, one trapped guest page-table write (exit, shadow
-      MMU update, entry).
+    * ``vmexit_ns``: under shadow paging, one trapped guest page-table write or CR3 switch
+      (exit, shadow-MMU work, entry).
+    * ``virt_overhead``: the share of time a guest loses to virtualization for reasons
+      other than address translation (I/O, timer and IPI exits), applied to virtualized runs.
 
     Mosalloc (Agbarya et al., MICRO 2020; anchors A9) found such linear models err by
-    25-192%; this one is calibrated and checked against the A1 table (:func:`a1_fit`).
+    25-192%; this one is calibrated on three rows of the A1 table and checked on the
+    other four (:func:`a1_fit`, :func:`a1_table`).
     """
 
     access_ns: float = 1.0
     stlb_hit_ns: float = 3.0
-    walk_ref_ns: float = 7.0
+    walk_ref_cached_ns: float = 4.0
+    walk_ref_ns: float = 60.0
     fault_4k_ns: float = 2.182e9 / (3 * 2**30 / 4096)
     fault_2m_ns: float = 1.566e9 / (3 * 2**30 / 2**21)
     vmexit_ns: float = 2000.0
+    virt_overhead: float = 0.0
 
     def time_ns(self, counters: dict) -> float:
-        return (counters.get("accesses", 0) * self.access_ns
-                + counters.get("dtlb_load_misses.stlb_hit", 0) * self.stlb_hit_ns
-                + counters.get("walk_refs", 0) * self.walk_ref_ns
-                + counters.get("faults_4k", 0) * self.fault_4k_ns
-                + counters.get("faults_2m", 0) * self.fault_2m_ns
-                + counters.get("vmexits", 0) * self.vmexit_ns)
+        t = (counters.get("accesses", 0) * self.access_ns
+             + counters.get("dtlb_load_misses.stlb_hit", 0) * self.stlb_hit_ns
+             + self._walk_ns(counters)
+             + counters.get("faults_4k", 0) * self.fault_4k_ns
+             + counters.get("faults_2m", 0) * self.fault_2m_ns
+             + counters.get("vmexits", 0) * self.vmexit_ns)
+        return t * (1.0 + self.virt_overhead) if counters.get("virtualized", False) else t
+
+    def translation_ns(self, counters: dict) -> float:
+        """The part of :meth:`time_ns` spent on TLB misses (STLB hits and walks)."""
+        return counters.get("dtlb_load_misses.stlb_hit", 0) * self.stlb_hit_ns + self._walk_ns(counters)
+
+    def _walk_ns(self, counters: dict) -> float:
+        refs = counters.get("walk_refs", 0)
+        cached = counters.get("walk_refs_cached", 0)
+        return cached * self.walk_ref_cached_ns + (refs - cached) * self.walk_ref_ns
 
     @classmethod
     def for_cpu(cls, cpu: CPU, **kw) -> "CostModel":
         """Latencies from the CPU's cycle counts at its clock."""
         return cls(stlb_hit_ns=cpu.stlb_hit_cycles / cpu.ghz,
+                   walk_ref_cached_ns=cpu.walk_ref_cached_cycles / cpu.ghz,
                    walk_ref_ns=cpu.walk_ref_cycles / cpu.ghz, **kw)
 
 
@@ -450,96 +480,121 @@ ARCANGELI_2010 = pd.DataFrame([
     ("shadow", "never", "never", 260.0),
 ], columns=["paging", "guest_thp", "host_thp", "published_slowdown_pct"])
 
+#: The rows :func:`a1_fit` calibrates on, one parameter each; the rest are predictions.
+A1_FIT_ROWS = {
+    "walk_ref_ns": ("bare metal", "never", "-"),
+    "virt_overhead": ("EPT", "always", "always"),
+    "vmexit_ns": ("shadow", "always", "always"),
+}
+
 
 @dataclass(frozen=True)
 class KbuildProfile:
     """A kernel-build-like workload: a sequence of short compiler processes.
 
     Each process has an anonymous heap (``heap_mib``, THP-eligible: the benchmark's gcc
-    was patched to align its GC arenas to 2 MiB) and file-backed mappings (``file_mib``:
-    text and data of the compiler, always 4 KiB in 2010: THP covered anonymous memory
-    only).  It makes ``accesses`` references, ``heap_share`` of them to the heap, each
-    part drawn from a Zipf hot set of exponent ``zipf_s`` over its pages.  Every page
-    (or THP) a process touches is a fresh page fault; under shadow paging each fault is
-    a trapped guest page-table write (``exits_per_fault``).  Process exit flushes the
-    TLB (a CR3 switch without PCIDs, as in 2010).  These choices are the model's, made
-    before fitting; only the cost model's ``walk_ref_ns`` and ``vmexit_ns`` are fitted.
+    was patched to align its GC arenas to 2 MiB) and file-backed data (``file_mib``:
+    always 4 KiB in 2010, when THP covered anonymous memory only).  Its accesses visit
+    pages drawn from a Zipf law (exponent ``zipf_s``, ``heap_share`` of the visits to the
+    heap), each visit a run of ``run_len`` consecutive 8-byte accesses in the page
+    (spatial locality).  A process makes ``real_accesses`` accesses in all; the
+    simulator runs a warm-up sample and a measured sample of ``sample_accesses`` each
+    and scales the measured rates to ``real_accesses``.
+
+    Every page (or THP) a process touches is one page fault.  Under shadow paging each
+    fault is a trapped page-table write (``exits_per_fault``) and each process also
+    costs ``other_exits`` exits that THP does not change (fork, exec, exit, CR3
+    switches).  Process exit flushes the TLB (a CR3 switch without PCIDs, as in 2010).
+    These values are the model's, chosen before fitting; only the cost model's
+    ``walk_ref_ns``, ``virt_overhead`` and ``vmexit_ns`` are fitted (:func:`a1_fit`).
     """
 
-    processes: int = 6
-    accesses: int = 400_000
+    processes: int = 4
+    sample_accesses: int = 300_000
+    real_accesses: float = 3e8
     heap_mib: int = 48
-    file_mib: int = 12
-    heap_share: float = 0.8
+    file_mib: int = 8
+    heap_share: float = 0.85
     zipf_s: float = 0.9
+    run_len: int = 64
     exits_per_fault: float = 1.0
+    other_exits: float = 20_000.0
     seed: int = 2010
 
     def scaled(self, scale: float) -> "KbuildProfile":
-        return dataclasses.replace(self, accesses=max(1000, int(self.accesses * scale)))
+        return dataclasses.replace(self, sample_accesses=max(10_000, int(self.sample_accesses * scale)))
 
 
-def _kbuild_process_trace(profile: KbuildProfile, rng) -> tuple[np.ndarray, int, int]:
-    from thpbench.workloads import zipf_hotset
+_KB_HEAP_BASE = 1 << 30          # 2 MiB aligned
+_KB_FILE_BASE = 1 << 32
 
-    heap_base = 1 << 30           # 2 MiB aligned
-    file_base = 1 << 32
-    n_heap = int(profile.accesses * profile.heap_share)
-    n_file = profile.accesses - n_heap
-    heap = zipf_hotset(n_heap, profile.heap_mib << 20, s=profile.zipf_s,
-                       seed=int(rng.integers(1 << 62)), base=heap_base)
-    files = zipf_hotset(n_file, profile.file_mib << 20, s=profile.zipf_s,
-                        seed=int(rng.integers(1 << 62)), base=file_base)
-    trace = np.empty(profile.accesses, dtype=np.uint64)
-    which = rng.random(profile.accesses) < profile.heap_share
-    # interleave: heap accesses where `which`, file accesses elsewhere (counts fixed)
-    idx = np.flatnonzero(which)[:n_heap]
-    mask = np.zeros(profile.accesses, dtype=bool)
-    mask[idx] = True
-    if mask.sum() < n_heap:  # top up deterministically
-        extra = np.flatnonzero(~mask)[: n_heap - mask.sum()]
-        mask[extra] = True
-    trace[mask] = heap
-    trace[~mask] = files
-    return trace, heap_base, file_base
+
+def kbuild_trace(profile: KbuildProfile, rng) -> np.ndarray:
+    """One sample of a kernel-build-like process's accesses (see :class:`KbuildProfile`)."""
+    visits = max(1, profile.sample_accesses // profile.run_len)
+    heap_pages = (profile.heap_mib << 20) >> PAGE_SHIFT
+    file_pages = (profile.file_mib << 20) >> PAGE_SHIFT
+
+    def zipf_pages(n, pages):
+        w = np.arange(1, pages + 1, dtype=np.float64) ** (-profile.zipf_s)
+        cdf = np.cumsum(w)
+        cdf /= cdf[-1]
+        ranks = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), pages - 1)
+        return rng.permutation(pages)[ranks]
+
+    in_heap = rng.random(visits) < profile.heap_share
+    page_va = np.empty(visits, dtype=np.uint64)
+    nh = int(in_heap.sum())
+    page_va[in_heap] = zipf_pages(nh, heap_pages).astype(np.uint64) * np.uint64(4096) + np.uint64(_KB_HEAP_BASE)
+    page_va[~in_heap] = (zipf_pages(visits - nh, file_pages).astype(np.uint64) * np.uint64(4096)
+                         + np.uint64(_KB_FILE_BASE))
+    start = rng.integers(0, 512, size=visits, dtype=np.uint64)
+    k = np.arange(profile.run_len, dtype=np.uint64)
+    offs = ((start[:, None] + k[None, :]) % np.uint64(512)) * np.uint64(8)
+    return (page_va[:, None] + offs).ravel()
 
 
 def simulate(cpu: CPU | str, paging: str, guest_thp: bool, host_thp: bool,
              profile: KbuildProfile = KbuildProfile(), levels: int = 4) -> dict:
-    """Run the kernel-build-like workload on one configuration; returns counters
-    (summed over processes) including page faults and shadow-paging exits.
+    """Run the kernel-build-like workload on one configuration.
 
-    ``paging`` is "bare metal", "EPT" (nested) or "shadow"."""
-    modes = {"bare metal": "native", "EPT": "nested", "nested": "nested", "shadow": "shadow",
-             "native": "native"}
+    ``paging`` is "bare metal", "EPT" (nested) or "shadow".  Returns counters summed over
+    processes, the TLB ones scaled to ``profile.real_accesses`` per process, plus
+    ``faults_4k``, ``faults_2m``, ``vmexits`` and ``virtualized``."""
+    modes = {"bare metal": "native", "native": "native", "EPT": "nested", "nested": "nested",
+             "shadow": "shadow"}
     if paging not in modes:
         raise ValueError(f"paging {paging!r} not one of {sorted(modes)}")
     mode = modes[paging]
     mmu = MMU(cpu, mode=mode, levels=levels)
     rng = np.random.default_rng(profile.seed)
     heap_regions = (profile.heap_mib << 20) >> PMD_SHIFT
+    n_regions = ((_KB_FILE_BASE - _KB_HEAP_BASE) >> PMD_SHIFT) + ((profile.file_mib << 20) >> PMD_SHIFT) + 1
+    guest_huge = np.zeros(n_regions, dtype=bool)
+    guest_huge[:heap_regions] = guest_thp           # file-backed regions stay 4 KiB
+    host_huge = np.full(n_regions, host_thp, dtype=bool)
     total: dict = {}
     for _ in range(profile.processes):
-        trace, heap_base, file_base = _kbuild_process_trace(profile, rng)
-        # One mapping array from heap_base covering heap and file regions; the file part
-        # is never huge.  Guest-physical regions: identity on the offset from heap_base.
-        n_regions = ((file_base - heap_base) >> PMD_SHIFT) + ((profile.file_mib << 20) >> PMD_SHIFT) + 1
-        guest_huge = np.zeros(n_regions, dtype=bool)
-        guest_huge[:heap_regions] = guest_thp
-        host_huge = np.full(n_regions, host_thp, dtype=bool)
-        mmu.map(guest_huge=guest_huge, base_va=heap_base, host_huge=host_huge,
+        mmu.map(guest_huge=guest_huge, base_va=_KB_HEAP_BASE, host_huge=host_huge,
                 default_host_huge=host_thp, host_pt_huge=host_thp)
-        c = mmu.run(trace)
-        # page faults: first touches at the guest's mapping size
-        in_heap = trace < np.uint64(file_base)
-        heap_pages = np.unique(trace[in_heap] >> np.uint64(PMD_SHIFT if guest_thp else PAGE_SHIFT)).size
-        file_pages = np.unique(trace[~in_heap] >> np.uint64(PAGE_SHIFT)).size
-        c["faults_2m"] = heap_pages if guest_thp else 0
-        c["faults_4k"] = file_pages + (0 if guest_thp else heap_pages)
-        c["vmexits"] = (c["faults_2m"] + c["faults_4k"]) * profile.exits_per_fault if mode == "shadow" else 0
+        warm = kbuild_trace(profile, rng)
+        mmu.run(warm)                                # compulsory misses: not scaled
+        sample = kbuild_trace(profile, rng)
+        c = mmu.run(sample)
+        scale = profile.real_accesses / sample.size
+        c = {k: v * scale for k, v in c.items() if not k.startswith(("nr_tlb", "flush", "entries"))}
+        touched = np.concatenate([warm, sample])
+        in_heap = touched < np.uint64(_KB_FILE_BASE)
+        heap_units = np.unique(touched[in_heap] >> np.uint64(PMD_SHIFT if guest_thp else PAGE_SHIFT)).size
+        file_pages = np.unique(touched[~in_heap] >> np.uint64(PAGE_SHIFT)).size
+        c["faults_2m"] = heap_units if guest_thp else 0
+        c["faults_4k"] = file_pages + (0 if guest_thp else heap_units)
+        c["vmexits"] = ((c["faults_2m"] + c["faults_4k"]) * profile.exits_per_fault
+                        + profile.other_exits) if mode == "shadow" else 0
         for k, v in c.items():
             total[k] = total.get(k, 0) + v
-        mmu.flush_all()              # process exit / context switch
+        mmu.flush_all()                              # process exit / context switch
+    total["virtualized"] = mode != "native"
     total["cpu"] = mmu.cpu.name
     return total
 
@@ -554,66 +609,74 @@ def a1_grid(cpu: CPU | str = "nehalem", profile: KbuildProfile = KbuildProfile()
     return pd.DataFrame(rows)
 
 
-def _slowdowns(grid: pd.DataFrame, cm: CostModel) -> np.ndarray:
+def slowdowns(grid: pd.DataFrame, cm: CostModel) -> np.ndarray:
+    """Slowdown (%) of each row of ``grid`` against its first row."""
     t = np.array([cm.time_ns(row) for row in grid.to_dict("records")])
     return 100.0 * (t / t[0] - 1.0)
 
 
-def a1_fit(grid: pd.DataFrame, base: CostModel = COSTS_2010,
-           fit_rows=(("bare metal", "never", "-"), ("shadow", "always", "always"))) -> CostModel:
-    """Calibrate ``walk_ref_ns`` on bare metal THP=never and ``vmexit_ns`` on shadow
-    always/always (by default); every other row of the table is then a prediction.
+def _row(grid, key):
+    keys = list(zip(grid.paging, grid.guest_thp, grid.host_thp))
+    return keys.index(tuple(key))
 
-    Both slowdowns are linear in the parameter they fit, so each is solved exactly.
+
+def a1_fit(grid: pd.DataFrame, base: CostModel = COSTS_2010, fit_rows: dict = A1_FIT_ROWS) -> CostModel:
+    """Calibrate each parameter of ``fit_rows`` (default: ``walk_ref_ns`` on bare metal
+    THP=never, ``virt_overhead`` on EPT always/always, ``vmexit_ns`` on shadow
+    always/always) so that its row's simulated slowdown equals the published one; the
+    other rows of the table are then predictions.  Each slowdown is linear in its
+    parameter, so each is solved exactly, in the order given.
     """
     recs = grid.to_dict("records")
-    key = [(r["paging"], r["guest_thp"], r["host_thp"]) for r in recs]
-    ref = recs[key.index(("bare metal", "always", "-"))]
+    ref = recs[_row(grid, ("bare metal", "always", "-"))]
     cm = base
-    for target_key, param in zip(fit_rows, ("walk_ref_ns", "vmexit_ns")):
-        row = recs[key.index(tuple(target_key))]
-        want = 1.0 + grid.loc[key.index(tuple(target_key)), "published_slowdown_pct"] / 100.0
-        # want * T_ref(p) = T_row(p), both linear in p: solve
-        cm0 = dataclasses.replace(cm, **{param: 0.0})
-        cm1 = dataclasses.replace(cm, **{param: 1.0})
-        r0, r1 = cm0.time_ns(ref), cm1.time_ns(ref)
-        w0, w1 = cm0.time_ns(row), cm1.time_ns(row)
+    for param, key in fit_rows.items():
+        i = _row(grid, key)
+        row = recs[i]
+        want = 1.0 + grid.loc[i, "published_slowdown_pct"] / 100.0
+        # want * T_ref(p) = T_row(p), both linear in p
+        c0, c1 = dataclasses.replace(cm, **{param: 0.0}), dataclasses.replace(cm, **{param: 1.0})
+        r0, r1, w0, w1 = c0.time_ns(ref), c1.time_ns(ref), c0.time_ns(row), c1.time_ns(row)
         denom = (w1 - w0) - want * (r1 - r0)
         if denom == 0:
-            raise ValueError(f"cannot fit {param}: the row does not depend on it")
+            raise ValueError(f"cannot fit {param} on {key}: the row does not depend on it")
         p = (want * r0 - w0) / denom
         if not math.isfinite(p) or p < 0:
-            raise ValueError(f"fit of {param} gave {p}: the model cannot reach the published value")
+            raise ValueError(f"fitting {param} on {key} gave {p:.4g} < 0: the model cannot "
+                             f"reach the published slowdown with this workload profile")
         cm = dataclasses.replace(cm, **{param: p})
     return cm
 
 
-def a1_table(grid: pd.DataFrame, cm: CostModel,
-             fit_rows=(("bare metal", "never", "-"), ("shadow", "always", "always"))) -> pd.DataFrame:
-    """Simulated beside published slowdowns, with which rows were fitted and the ranks."""
+def a1_table(grid: pd.DataFrame, cm: CostModel, fit_rows: dict = A1_FIT_ROWS) -> pd.DataFrame:
+    """Simulated beside published slowdowns, which rows were fitted, and the ranks."""
     out = grid[["paging", "guest_thp", "host_thp", "published_slowdown_pct"]].copy()
-    out["simulated_slowdown_pct"] = _slowdowns(grid, cm)
-    fitted = {tuple(k) for k in fit_rows} | {("bare metal", "always", "-")}
+    out["simulated_slowdown_pct"] = slowdowns(grid, cm)
+    fitted = {tuple(k) for k in fit_rows.values()}
     out["role"] = ["reference" if (p, g, h) == ("bare metal", "always", "-") else
                    ("fitted" if (p, g, h) in fitted else "predicted")
                    for p, g, h in zip(out.paging, out.guest_thp, out.host_thp)]
     out["published_rank"] = out["published_slowdown_pct"].rank(method="min").astype(int)
-    out["simulated_rank"] = out["simulated_slowdown_pct"].round(6).rank(method="min").astype(int)
+    out["simulated_rank"] = out["simulated_slowdown_pct"].round(3).rank(method="min").astype(int)
     out["walks_per_kaccess"] = 1000.0 * grid["dtlb_load_misses.walk_completed"] / grid["accesses"]
     out["refs_per_walk"] = grid["walk_refs"] / grid["dtlb_load_misses.walk_completed"].clip(lower=1)
     return out
 
 
-def break_even_l2(trace, cpu: CPU | str = "skylake", mode: str = "native", guest_thp_frac: float = 1.0,
+def break_even_tlb(trace, cpu: CPU | str = "skylake", mode: str = "native", guest_thp_frac: float = 1.0,
                   host_thp: bool = True, cm: CostModel | None = None, max_scale: int = 1024,
-                  base_va: int | None = None) -> dict:
-    """How much larger must the second-level TLB be, with 4 KiB pages only, to make
-    translation as cheap as THP does on the stock CPU?
+                  base_va: int | None = None, warm: bool = True) -> dict:
+    """How much larger must the TLBs be, with 4 KiB pages only, to make translation as
+    cheap as THP does on the stock CPU?
 
     Runs ``trace`` with THP (every region huge, or the first ``guest_thp_frac`` of them)
-    on ``cpu``, then 4 KiB-only on CPUs whose L2 has 1, 2, 4, ... times the sets, until
-    the translation time (stlb hits + walk references) is no larger.  Returns the
-    scale found (None when even ``max_scale`` is not enough) and the curve.
+    on ``cpu``, then 4 KiB-only on CPUs whose TLBs (both levels) have 1, 2, 4, ... times
+    the sets (``cpu.better(tlb_scale=...)``), until
+    the translation time (stlb hits + walk references) is no larger.  With ``warm`` the
+    trace runs once to warm the TLBs and is measured on a second pass (steady state:
+    a short trace would otherwise be dominated by compulsory misses that no TLB size
+    removes).  Returns the scale found (None when even ``max_scale`` is not enough)
+    and the curve.
     """
     cpu = preset(cpu) if isinstance(cpu, str) else cpu
     cm = cm or CostModel.for_cpu(cpu)
@@ -627,20 +690,23 @@ def break_even_l2(trace, cpu: CPU | str = "skylake", mode: str = "native", guest
         mmu = MMU(cpu_, mode=mode)
         mmu.map(guest_huge=huge_arr, base_va=lo, host_huge=np.full(n_regions, host_thp),
                 default_host_huge=host_thp, host_pt_huge=host_thp)
+        if warm:
+            mmu.run(trace)
         k = mmu.run(trace)
-        return (k["dtlb_load_misses.stlb_hit"] * cm.stlb_hit_ns + k["walk_refs"] * cm.walk_ref_ns), k
+        return cm.translation_ns(k), k
 
     target, _ = translation_ns(None, huge, cpu)
     rows, found, scale = [], None, 1
     while scale <= max_scale:
-        better = cpu.better(l2_scale=scale, tlb_scale=1.0)
+        better = cpu.better(tlb_scale=scale)
         t, k = translation_ns(None, np.zeros(n_regions, dtype=bool), better)
-        rows.append({"l2_scale": scale, "l2_entries": better.l2_entries(), "translation_ns": t,
+        rows.append({"tlb_scale": scale, "l2_entries": better.l2_entries(), "translation_ns": t,
+                     "stlb_hits": k["dtlb_load_misses.stlb_hit"],
                      "walks": k["dtlb_load_misses.walk_completed"]})
         if t <= target and found is None:
             found = scale
             break
         scale *= 2
-    return {"thp_translation_ns": target, "break_even_l2_scale": found,
-            "break_even_l2_entries": None if found is None else cpu.better(l2_scale=found).l2_entries(),
+    return {"thp_translation_ns": target, "break_even_tlb_scale": found,
+            "break_even_l2_entries": None if found is None else cpu.better(tlb_scale=found).l2_entries(),
             "curve": pd.DataFrame(rows)}
