@@ -49,7 +49,7 @@ from thpbench._core import TlbSim, TLB_SINGLE_PAGE_FLUSH_CEILING
 __all__ = [
     "Geometry", "CPU", "PRESETS", "preset", "MMU", "CostModel", "COSTS_2010",
     "walk_refs_worst_case", "ARCANGELI_2010", "TlbSim", "TLB_SINGLE_PAGE_FLUSH_CEILING",
-    "simulate", "KbuildProfile", "kbuild_trace", "a1_grid", "a1_fit", "a1_table", "slowdowns",
+    "simulate", "KbuildProfile", "kbuild_trace", "kbuild_layout", "a1_grid", "a1_fit", "a1_table", "slowdowns",
     "A1_FIT_ROWS", "break_even_tlb",
 ]
 
@@ -529,29 +529,40 @@ _KB_HEAP_BASE = 1 << 30          # 2 MiB aligned
 _KB_FILE_BASE = 1 << 32
 
 
-def kbuild_trace(profile: KbuildProfile, rng) -> np.ndarray:
-    """One sample of a kernel-build-like process's accesses (see :class:`KbuildProfile`)."""
-    visits = max(1, profile.sample_accesses // profile.run_len)
-    heap_pages = (profile.heap_mib << 20) >> PAGE_SHIFT
-    file_pages = (profile.file_mib << 20) >> PAGE_SHIFT
+def kbuild_trace(profile: KbuildProfile, rng, layout=None) -> np.ndarray:
+    """One sample of a kernel-build-like process's accesses (see :class:`KbuildProfile`).
 
-    def zipf_pages(n, pages):
+    ``layout`` is the process's (heap, file) page permutations -- where its hot pages
+    are -- from :func:`kbuild_layout`; samples of one process must share it."""
+    if layout is None:
+        layout = kbuild_layout(profile, rng)
+    perm_heap, perm_file = layout
+    visits = max(1, profile.sample_accesses // profile.run_len)
+
+    def zipf_pages(n, perm):
+        pages = perm.size
         w = np.arange(1, pages + 1, dtype=np.float64) ** (-profile.zipf_s)
         cdf = np.cumsum(w)
         cdf /= cdf[-1]
         ranks = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), pages - 1)
-        return rng.permutation(pages)[ranks]
+        return perm[ranks]
 
     in_heap = rng.random(visits) < profile.heap_share
     page_va = np.empty(visits, dtype=np.uint64)
     nh = int(in_heap.sum())
-    page_va[in_heap] = zipf_pages(nh, heap_pages).astype(np.uint64) * np.uint64(4096) + np.uint64(_KB_HEAP_BASE)
-    page_va[~in_heap] = (zipf_pages(visits - nh, file_pages).astype(np.uint64) * np.uint64(4096)
+    page_va[in_heap] = zipf_pages(nh, perm_heap).astype(np.uint64) * np.uint64(4096) + np.uint64(_KB_HEAP_BASE)
+    page_va[~in_heap] = (zipf_pages(visits - nh, perm_file).astype(np.uint64) * np.uint64(4096)
                          + np.uint64(_KB_FILE_BASE))
     start = rng.integers(0, 512, size=visits, dtype=np.uint64)
     k = np.arange(profile.run_len, dtype=np.uint64)
     offs = ((start[:, None] + k[None, :]) % np.uint64(512)) * np.uint64(8)
     return (page_va[:, None] + offs).ravel()
+
+
+def kbuild_layout(profile: KbuildProfile, rng):
+    """Where a process's hot pages are: random permutations of its heap and file pages."""
+    return (rng.permutation((profile.heap_mib << 20) >> PAGE_SHIFT),
+            rng.permutation((profile.file_mib << 20) >> PAGE_SHIFT))
 
 
 def simulate(cpu: CPU | str, paging: str, guest_thp: bool, host_thp: bool,
@@ -577,9 +588,10 @@ def simulate(cpu: CPU | str, paging: str, guest_thp: bool, host_thp: bool,
     for _ in range(profile.processes):
         mmu.map(guest_huge=guest_huge, base_va=_KB_HEAP_BASE, host_huge=host_huge,
                 default_host_huge=host_thp, host_pt_huge=host_thp)
-        warm = kbuild_trace(profile, rng)
+        layout = kbuild_layout(profile, rng)
+        warm = kbuild_trace(profile, rng, layout)
         mmu.run(warm)                                # compulsory misses: not scaled
-        sample = kbuild_trace(profile, rng)
+        sample = kbuild_trace(profile, rng, layout)
         c = mmu.run(sample)
         scale = profile.real_accesses / sample.size
         c = {k: v * scale for k, v in c.items() if not k.startswith(("nr_tlb", "flush", "entries"))}
@@ -710,3 +722,97 @@ def break_even_tlb(trace, cpu: CPU | str = "skylake", mode: str = "native", gues
     return {"thp_translation_ns": target, "break_even_tlb_scale": found,
             "break_even_l2_entries": None if found is None else cpu.better(tlb_scale=found).l2_entries(),
             "curve": pd.DataFrame(rows)}
+
+
+# ---------------------------------------------------------------------------
+# Exploring: one configuration against the bare-metal THP reference (widgets call this)
+# ---------------------------------------------------------------------------
+
+def explore(cpu: CPU | str = "nehalem", paging: str = "EPT", guest_thp: bool = False,
+            host_thp: bool = True, tlb_scale: float = 1.0, pwc_scale: float = 1.0,
+            walk_speedup: float = 1.0, cm: CostModel | None = None,
+            profile: KbuildProfile = KbuildProfile(processes=2, sample_accesses=150_000)) -> pd.DataFrame:
+    """Slowdown of one configuration, on the stock and on the "better" CPU, against bare
+    metal with THP on the stock CPU: one row per CPU, tidy.
+
+    ``cm`` is the cost model (default: :data:`COSTS_2010`, or pass one fitted by
+    :func:`a1_fit`); the better CPU's walk references are ``walk_speedup`` times faster.
+    """
+    base_cpu = preset(cpu) if isinstance(cpu, str) else cpu
+    cm = cm or COSTS_2010
+    better = base_cpu.better(tlb_scale=tlb_scale, pwc_scale=pwc_scale, walk_speedup=walk_speedup,
+                             nested_scale=pwc_scale)
+    ref = simulate(base_cpu, "bare metal", True, True, profile)
+    t_ref = cm.time_ns(ref)
+    rows = []
+    for label, c, m in (("stock", base_cpu, cm),
+                        ("better", better, dataclasses.replace(
+                            cm, walk_ref_ns=cm.walk_ref_ns / walk_speedup,
+                            walk_ref_cached_ns=cm.walk_ref_cached_ns / walk_speedup))):
+        k = simulate(c, paging, guest_thp, host_thp, profile)
+        t = m.time_ns(k)
+        rows.append({"cpu": label, "paging": paging, "guest_thp": guest_thp, "host_thp": host_thp,
+                     "l2_entries": c.l2_entries(),
+                     "walks_per_kaccess": 1000 * k["dtlb_load_misses.walk_completed"] / k["accesses"],
+                     "refs_per_walk": k["walk_refs"] / max(1.0, k["dtlb_load_misses.walk_completed"]),
+                     "translation_share_pct": 100 * m.translation_ns(k) / t,
+                     "slowdown_pct": 100 * (t / t_ref - 1)})
+    return pd.DataFrame(rows)
+
+
+def plot_a1(table: pd.DataFrame, ax=None):
+    """Published vs simulated slowdowns of the A1 grid, side by side (log scale)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    labels = [f"{p}\n{g}/{h}" for p, g, h in zip(table.paging, table.guest_thp, table.host_thp)]
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table.published_slowdown_pct + 1, 0.4, label="published (Arcangeli 2010)")
+    ax.bar(x + 0.2, table.simulated_slowdown_pct + 1, 0.4, label="simulated")
+    ax.set_yscale("log")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("slowdown vs bare metal THP, % (+1, log)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def dashboard(cm: CostModel | None = None, profile: KbuildProfile | None = None):
+    """ipywidgets controls over :func:`explore`: TLB size, walk caches, walk speed, guest
+    and host THP, nested or shadow.  Returns the widget box; ``box.refresh()`` reruns and
+    ``box.last_result`` holds the last DataFrame (tests drive it headlessly)."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    controls = {
+        "cpu": W.Dropdown(options=sorted(PRESETS), value="nehalem", description="CPU"),
+        "paging": W.ToggleButtons(options=["bare metal", "EPT", "shadow"], value="EPT"),
+        "guest_thp": W.Checkbox(value=False, description="guest THP"),
+        "host_thp": W.Checkbox(value=True, description="host THP"),
+        "tlb_scale": W.FloatLogSlider(value=1, base=2, min=0, max=6, step=1, description="TLB x",
+                                      continuous_update=False),
+        "pwc_scale": W.FloatLogSlider(value=1, base=2, min=-2, max=4, step=1, description="PWC x",
+                                      continuous_update=False),
+        "walk_speedup": W.FloatSlider(value=1, min=0.5, max=4, step=0.5, description="walk speedup",
+                                      continuous_update=False),
+    }
+    out = W.Output()
+    box = W.VBox([W.HBox([controls["cpu"], controls["paging"]]),
+                  W.HBox([controls["guest_thp"], controls["host_thp"]]),
+                  W.HBox([controls["tlb_scale"], controls["pwc_scale"], controls["walk_speedup"]]),
+                  out])
+    kwargs = {} if profile is None else {"profile": profile}
+
+    def refresh(*_):
+        df = explore(**{k: c.value for k, c in controls.items()}, cm=cm, **kwargs)
+        box.last_result = df
+        with out:
+            out.clear_output(wait=True)
+            display(df.round(2))
+        return df
+
+    for c in controls.values():
+        c.observe(refresh, "value")
+    box.controls = controls
+    box.refresh = refresh
+    box.last_result = None
+    return box
