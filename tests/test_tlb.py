@@ -204,8 +204,8 @@ def test_collapse_flush_is_a_full_flush_on_x86():
     assert sim.occupancy("l1_4k") == 0 and sim.occupancy("l2") == 0
 
 
-def test_split_flush_is_one_invlpg():
-    # __split_huge_pmd -> pmdp_invalidate -> flush_pmd_tlb_range: stride PMD_SHIFT, 1 entry
+def test_pmd_stride_flush_is_one_invalidation():
+    # a split flushing at PMD stride (flush_pmd_tlb_range with PMD_SIZE stride): 1 entry
     sim = bare()
     sim.set_mapping(guest_huge=[True, True], base_va=0)
     sim.run(np.array([0x1000, 0x20_1000], dtype=np.uint64))
@@ -341,3 +341,28 @@ def test_tlb_flush_keeps_page_table_lines():
     sim.flush_all()
     sim.run(np.array([0], dtype=np.uint64))
     assert sim.counters()["walk_refs_cached"] == 4
+
+
+@pytest.mark.parametrize("mode,exits", [("native", 0), ("nested", 0), ("shadow", 3)])
+def test_guest_pte_writes_exit_only_under_shadow_paging(mode, exits):
+    mmu = MMU("nehalem", mode=mode)
+    mmu.guest_pte_writes(2)
+    mmu.guest_pte_writes()
+    c = mmu.counters()
+    assert c["mmu_pte_write"] == 3 and c["exits"] == exits
+    with pytest.raises(ValueError):
+        mmu.guest_pte_writes(-1)
+
+
+def test_mmu_contract_with_hand_made_arrays():
+    # guest: 4 regions from 1 GiB, regions 1 and 2 PMD-mapped huge; they live in
+    # guest-physical regions 10..13, of which the host backs 11 and 13 with 2 MiB pages
+    base = 1 << 30
+    mmu = MMU("skylake", mode="nested")
+    mmu.map(guest_huge=[False, True, True, False], base_va=base, gpa_region=[10, 11, 12, 13],
+            host_huge=np.isin(np.arange(16), [11, 13]))
+    one_access_per_region = np.array([base + r * (2 << 20) + 0x1000 for r in range(4)], dtype=np.uint64)
+    c = mmu.run(one_access_per_region)
+    # region 1: huge on both sides -> 2M entry; region 2: guest huge, host 4K -> splintered
+    assert c["dtlb_load_misses.walk_completed_2m_4m"] == 1
+    assert c["dtlb_load_misses.walk_completed_4k"] == 3

@@ -85,3 +85,27 @@ def test_walk_refs_worst_case_formula():
     assert tlb.walk_refs_worst_case(4, 4) == 24
     assert tlb.walk_refs_worst_case(5, 5) == 35
     assert tlb.walk_refs_worst_case(4, 4, guest_huge=True) == 19
+
+
+def test_explore_and_dashboard_headless():
+    small = tlb.KbuildProfile(processes=1, sample_accesses=20_000)
+    df = tlb.explore("nehalem", "EPT", guest_thp=False, host_thp=False, tlb_scale=4, profile=small)
+    assert list(df.cpu) == ["stock", "better"]
+    assert df.l2_entries.iloc[1] == 4 * df.l2_entries.iloc[0]
+    assert df.slowdown_pct.iloc[1] < df.slowdown_pct.iloc[0]
+    box = tlb.dashboard(profile=small)
+    box.refresh()
+    first = box.last_result
+    box.controls["guest_thp"].value = True          # fires the observer
+    assert box.last_result is not first
+    assert bool(box.last_result.guest_thp.iloc[0]) is True
+
+
+def test_plot_a1_draws(grid):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    tlb.plot_a1(tlb.a1_table(grid, tlb.a1_fit(grid)), ax)
+    assert len(ax.patches) == 16
+    plt.close(fig)

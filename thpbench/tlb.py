@@ -342,11 +342,16 @@ class MMU:
     The TLB entry for an access is 2 MiB only when the guest maps it huge and (under
     virtualization) the host backs it huge.  When the kernel changes a mapping it must
     say so, as Linux does: call :meth:`map` with the new arrays, then
-    :meth:`flush_range` for the changed range (khugepaged's collapse:
-    ``pmdp_collapse_flush``, a 2 MiB range at PAGE_SHIFT stride, which x86 turns into a
-    full flush since 512 > tlb_single_page_flush_ceiling; a PMD split:
-    ``flush_range(va, 2 MiB, stride_shift=21)``), or :meth:`flush_all` when the host
-    changes its backing (KVM flushes the guest's TLB then).
+    :meth:`flush_range` for the changed range, or :meth:`flush_all` when the host changes
+    its backing (KVM flushes the guest's TLB then).  ``flush_range(va, nbytes,
+    stride_shift)`` follows x86's flush_tlb_mm_range (arch/x86/mm/tlb.c): a range of
+    more than ``tlb_single_page_flush_ceiling`` (33) strides becomes a full flush
+    (``nr_tlb_local_flush_all``), otherwise ``nbytes >> stride_shift`` single
+    invalidations are counted (``nr_tlb_local_flush_one``).  khugepaged's collapse
+    (``pmdp_collapse_flush`` -> ``flush_tlb_range`` over 2 MiB at PAGE_SHIFT stride) is
+    therefore a full flush; a flush at PMD stride (``stride_shift=21``, as
+    ``flush_pmd_tlb_range`` does where an architecture defines it with PMD_SIZE stride)
+    is one invalidation per 2 MiB.
     """
 
     def __init__(self, cpu: CPU | str = "skylake", mode: str = "native",
@@ -359,6 +364,8 @@ class MMU:
         self.host_levels = self.levels if host_levels is None else host_levels
         self.sim = TlbSim(self.cpu.geometry(), mode=mode, levels=self.levels,
                           host_levels=self.host_levels)
+        self._pte_writes = 0
+        self._exits = 0
 
     def map(self, guest_huge=None, base_va: int = 0, default_guest_huge: bool = False,
             gpa_region=None, host_huge=None, default_host_huge: bool = False,
@@ -384,14 +391,31 @@ class MMU:
     def flush_all(self) -> None:
         self.sim.flush_all()
 
+    def guest_pte_writes(self, n: int = 1) -> None:
+        """The guest (or native kernel) wrote ``n`` page-table entries: a fault, a
+        collapse or split, an munmap.  Under shadow paging each write traps to the
+        hypervisor, which updates its shadow table: counted as KVM's ``mmu_pte_write``
+        and one VM exit each (``exits``).  Under nested paging or natively there is no
+        exit (the hardware walks the guest's own table)."""
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n={n}: page-table writes must be >= 0")
+        self._pte_writes += n
+        if self.mode == "shadow":
+            self._exits += n
+
     def counters(self) -> dict:
-        return self.sim.counters()
+        c = self.sim.counters()
+        c["mmu_pte_write"] = self._pte_writes
+        c["exits"] = self._exits
+        return c
 
     def cache_stats(self) -> pd.DataFrame:
         return pd.DataFrame([{"structure": k, **v} for k, v in self.sim.cache_stats().items()])
 
     def reset_counters(self) -> None:
         self.sim.reset_counters()
+        self._pte_writes = self._exits = 0
 
 
 # ---------------------------------------------------------------------------
