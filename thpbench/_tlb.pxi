@@ -191,18 +191,21 @@ cdef inline int64_t walk_1d(TlbCache **pwc, TlbCache *ptc, uint64_t tbase, uint6
     reference goes through `ptc`, the data-cache lines of tables based at `tbase`."""
     cdef int l, hit_level = levels + 1
     cdef uint64_t key
+    cdef int64_t slot[TLB_MAX_LEVELS]
     for l in range(leaf + 1, levels + 1):           # deepest first
         key = addr >> (12 + 9 * (l - 1))
-        if tc_lookup(pwc[l], key, tlb_tag(key, l)) == -1:
+        slot[l] = tc_lookup(pwc[l], key, tlb_tag(key, l))
+        if slot[l] == -1:
             hit_level = l
             break
     # The walker reads the entries of levels hit_level-1 .. leaf; the non-leaf ones are
-    # then cached (the leaf goes to the TLB).
-    for l in range(hit_level - 1, leaf - 1, -1):
-        pt_ref(ptc, pt_entry_addr(tbase, addr, l))
+    # then cached (the leaf goes to the TLB).  A miss returned the set to fill: the
+    # recency-ordered sets make that right even when a unified cache fills twice.
+    if ptc.n_sets != 0:
+        for l in range(hit_level - 1, leaf - 1, -1):
+            pt_ref(ptc, pt_entry_addr(tbase, addr, l))
     for l in range(leaf + 1, hit_level):
-        key = addr >> (12 + 9 * (l - 1))
-        tc_insert(pwc[l], key, tlb_tag(key, l))
+        tc_fill(pwc[l], slot[l], tlb_tag(addr >> (12 + 9 * (l - 1)), l))
     return hit_level - leaf
 
 cdef inline int64_t host_translate(TlbState *s, uint64_t gpa, int hh) noexcept nogil:
@@ -234,7 +237,8 @@ cdef inline void nested_walk(TlbState *s, uint64_t va, uint64_t gpa, int gh, int
     while l >= gleaf:
         # the guest table page is at a guest-physical address: translate it, then read
         host += host_translate(s, pt_gpa(va, l), s.host_pt_huge)
-        pt_ref(s.ptcache, pt_entry_addr(PT_GPA_BASE, va, l))
+        if s.ptcache.n_sets != 0:
+            pt_ref(s.ptcache, pt_entry_addr(PT_GPA_BASE, va, l))
         guest += 1
         l -= 1
     for l in range(gleaf + 1, hit_level):
