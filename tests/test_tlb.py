@@ -366,3 +366,14 @@ def test_mmu_contract_with_hand_made_arrays():
     # region 1: huge on both sides -> 2M entry; region 2: guest huge, host 4K -> splintered
     assert c["dtlb_load_misses.walk_completed_2m_4m"] == 1
     assert c["dtlb_load_misses.walk_completed_4k"] == 3
+
+
+def test_check_passes_after_runs_and_flushes():
+    sim = bare(mode="nested", ntlb=(4, 4), pwc=(4, 4), ptcache=(8, 4))
+    sim.set_mapping(guest_huge=np.arange(8) % 2 == 0, base_va=0, host_huge=np.ones(8, bool))
+    sim.run(np.random.default_rng(1).integers(0, 16 * MiB, 5000, dtype=np.uint64))
+    sim.check()
+    sim.flush_range(4096, 3 * 4096)
+    sim.check()
+    sim.flush_range(0, 2 * MiB)
+    sim.check()

@@ -92,6 +92,7 @@ def test_core_matches_reference(cfg, mp, data):
         sim.run(t)
         ref.run(t)
         compare(sim, ref)
+        sim.check()
         action = data.draw(st.sampled_from(["none", "range", "all"]))
         if action == "range":
             va = int(t[data.draw(st.integers(0, len(t) - 1))]) & ~0xfff
@@ -102,6 +103,7 @@ def test_core_matches_reference(cfg, mp, data):
         elif action == "all":
             sim.flush_all()
             ref.flush_all()
+        sim.check()
     compare(sim, ref)
 
 

@@ -569,6 +569,39 @@ cdef class TlbSim:
                 n += 1
         return n
 
+    def check(self):
+        """Verify the invariants of every structure; raise InvariantError naming the first
+        broken one: within a set no tag twice, empty ways only after the valid ones
+        (recency order), TLB entries of a size class the structure may hold, counters
+        consistent (fills - evictions <= capacity)."""
+        cdef TlbCache *c
+        cdef int64_t st, w, valid
+        cdef uint64_t t
+        for name in self.geometry:
+            c = &self.caches[_GEOM_SLOTS[name]]
+            valid = 0
+            for st in range(c.n_sets):
+                seen = set()
+                empty = False
+                for w in range(c.n_ways):
+                    t = c.tags[st * c.n_ways + w]
+                    if t == 0:
+                        empty = True
+                        continue
+                    valid += 1
+                    if empty:
+                        raise InvariantError(f"{name}: set {st} has a valid way {w} after an empty one")
+                    if t in seen:
+                        raise InvariantError(f"{name}: set {st} holds tag {t:#x} twice")
+                    seen.add(t)
+                    sub = (t >> 1) & 7
+                    if name in ("l1_4k", "l2_4k") and sub != 0 or name in ("l1_2m", "l2_2m") and sub != 1:
+                        raise InvariantError(f"{name}: set {st} way {w} holds a page-size class {sub} entry")
+                    if name.startswith(("pwc", "hpwc")) and not 2 <= sub <= 5:
+                        raise InvariantError(f"{name}: set {st} way {w} holds a level-{sub} entry")
+            if valid > c.n_sets * c.n_ways or valid > c.fills:
+                raise InvariantError(f"{name}: {valid} valid entries but {c.fills} fills")
+
     def reset_counters(self):
         """Zero every counter; TLB contents are kept (warm caches)."""
         cdef int i
