@@ -97,7 +97,28 @@ def streaming(n: int, footprint_bytes: int, elem_bytes: int = 8, base: int = 0) 
 
 #: Lackey's access kinds: instruction fetch, load, store, modify (load + store).
 LACKEY_KINDS = ("I", "L", "S", "M")
-_LACKEY_LINE = re.compile(rb"^(?:I |  |\s)?\s*([ILSM])\s+([0-9a-fA-F]+),(\d+)\s*$", re.M)
+_LACKEY_LINE = re.compile(rb"^ ?([ILSM]) +([0-9a-fA-F]{1,16}),(\d{1,4})[ \t\r]*$", re.M)
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
+
+
+def _parse_numbers(fields, base: int) -> np.ndarray:
+    """Vectorised int(x, base) of up to 16 ASCII digits each (a Python loop over
+    millions of lackey lines would dominate the import time)."""
+    a = np.array(fields, dtype="S16")
+    u = a.view(np.uint8).reshape(-1, 16)             # digits left-aligned, NUL-padded
+    val = np.zeros(u.shape[0], dtype=np.uint64)
+    b = np.uint64(base)
+    for j in range(16):                              # Horner, one column at a time
+        col = u[:, j]
+        live = col != 0
+        if not live.any():
+            break
+        val = np.where(live, val * b + _HEX[col].astype(np.uint64), val)
+    return val
 
 
 def _open_bytes(path) -> bytes:
@@ -127,9 +148,12 @@ def read_lackey_df(path) -> pd.DataFrame:
     if not m:
         raise ValueError(f"{path}: no lackey access lines ('I|L|S|M addr,size') found")
     kinds, addrs, sizes = zip(*m)
-    addr = np.fromiter((int(a, 16) for a in addrs), dtype=np.uint64, count=len(addrs))
-    size = np.fromiter((int(s) for s in sizes), dtype=np.uint16, count=len(sizes))
-    kind = pd.Categorical([k.decode() for k in kinds], categories=list(LACKEY_KINDS))
+    addr = _parse_numbers(addrs, 16)
+    size = _parse_numbers(sizes, 10).astype(np.uint16)
+    codes = np.searchsorted(np.frombuffer(b"ILMS", dtype=np.uint8),
+                            np.frombuffer(b"".join(kinds), dtype=np.uint8))
+    order = np.array([LACKEY_KINDS.index(k) for k in "ILMS"])   # I L M S -> I L S M codes
+    kind = pd.Categorical.from_codes(order[codes], categories=list(LACKEY_KINDS))
     return pd.DataFrame({"kind": kind, "addr": addr, "size": size})
 
 
