@@ -377,3 +377,31 @@ def test_check_passes_after_runs_and_flushes():
     sim.check()
     sim.flush_range(0, 2 * MiB)
     sim.check()
+
+
+@pytest.mark.parametrize("mode", ["native", "nested", "shadow"])
+def test_collapse_and_split_events_change_entries_and_count_flushes(mode):
+    base = 1 << 30
+    mmu = MMU("skylake", mode=mode)
+    mmu.map(guest_huge=np.zeros(2, bool), base_va=base, host_huge=np.ones(4096, bool),
+            default_host_huge=True, host_pt_huge=True)
+    region = np.arange(base, base + 2 * MiB, 4096, dtype=np.uint64)
+    trace = np.concatenate([region, region, region])
+    c = mmu.run_with_events(trace, [(512, "collapse", base + 5), (1024, "split", base)])
+    # first lap 512 walks (4K); collapse -> one 2M walk; split -> 512 walks again
+    assert c["dtlb_load_misses.walk_completed_4k"] == 1024
+    assert c["dtlb_load_misses.walk_completed_2m_4m"] == 1
+    assert c["nr_tlb_local_flush_all"] == 1 and c["nr_tlb_local_flush_one"] == 1
+    assert c["mmu_pte_write"] == 1 + 513
+    assert c["exits"] == (514 if mode == "shadow" else 0)
+
+
+def test_events_outside_the_mapping_raise():
+    mmu = MMU("skylake")
+    with pytest.raises(ValueError, match="map"):
+        mmu.collapse(0)
+    mmu.map(guest_huge=[False], base_va=0)
+    with pytest.raises(ValueError, match="outside"):
+        mmu.split(4 * MiB)
+    with pytest.raises(ValueError, match="kind"):
+        mmu.run_with_events(np.zeros(4, np.uint64), [(1, "merge", 0)])

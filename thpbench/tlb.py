@@ -371,6 +371,11 @@ class MMU:
             gpa_region=None, host_huge=None, default_host_huge: bool = False,
             host_pt_huge: bool | None = None) -> "MMU":
         """Install the guest (native) and host mappings; see the class docstring."""
+        self._map_args = dict(guest_huge=None if guest_huge is None else np.array(guest_huge, dtype=bool),
+                              base_va=base_va, default_guest_huge=default_guest_huge,
+                              gpa_region=gpa_region,
+                              host_huge=None if host_huge is None else np.array(host_huge, dtype=bool),
+                              default_host_huge=default_host_huge, host_pt_huge=host_pt_huge)
         self.sim.set_mapping(guest_huge=guest_huge, base_va=base_va,
                              default_guest_huge=default_guest_huge, gpa_region=gpa_region,
                              host_huge=host_huge, default_host_huge=default_host_huge,
@@ -390,6 +395,59 @@ class MMU:
 
     def flush_all(self) -> None:
         self.sim.flush_all()
+
+    def _region(self, va: int) -> int:
+        a = getattr(self, "_map_args", None)
+        if a is None or a["guest_huge"] is None:
+            raise ValueError("map() a guest_huge array before collapse()/split()")
+        r = (int(va) - a["base_va"]) >> PMD_SHIFT
+        if int(va) < a["base_va"] or r >= a["guest_huge"].size:
+            raise ValueError(f"va {int(va):#x} is outside the mapped regions "
+                             f"[{a['base_va']:#x}, {a['base_va'] + (a['guest_huge'].size << PMD_SHIFT):#x})")
+        return r
+
+    def collapse(self, va: int) -> None:
+        """khugepaged collapsed the 2 MiB region holding ``va`` into a THP
+        (mm/khugepaged.c: collapse_huge_page): the PMD now maps 2 MiB, the old
+        translations are flushed (pmdp_collapse_flush: a 2 MiB range at PAGE_SHIFT
+        stride, a full flush on x86), and the guest wrote one PMD."""
+        r = self._region(va)
+        self._map_args["guest_huge"][r] = True
+        self.map(**self._map_args)
+        start = self._map_args["base_va"] + (r << PMD_SHIFT)
+        self.flush_range(start, HPAGE_PMD_SIZE, PAGE_SHIFT)
+        self.guest_pte_writes(1)
+
+    def split(self, va: int) -> None:
+        """The PMD mapping the region holding ``va`` was split into 512 PTEs
+        (mm/huge_memory.c: __split_huge_pmd): the 2 MiB entry is flushed at PMD stride
+        and the guest wrote 512 PTEs and the PMD."""
+        r = self._region(va)
+        self._map_args["guest_huge"][r] = False
+        self.map(**self._map_args)
+        start = self._map_args["base_va"] + (r << PMD_SHIFT)
+        self.flush_range(start, HPAGE_PMD_SIZE, PMD_SHIFT)
+        self.guest_pte_writes(513)
+
+    def run_with_events(self, trace, events) -> dict:
+        """Run ``trace`` with mapping changes in between: ``events`` is an iterable of
+        ``(index, kind, va)``, kind "collapse" or "split", applied before access
+        ``index``.  Returns the counters of the whole run (TLB and flush counters,
+        ``mmu_pte_write``, ``exits``)."""
+        trace = np.asarray(trace)
+        before = self.counters()
+        pos = 0
+        for index, kind, va in sorted(events, key=lambda e: e[0]):
+            if not 0 <= index <= trace.size:
+                raise ValueError(f"event index {index} outside the trace (0..{trace.size})")
+            if kind not in ("collapse", "split"):
+                raise ValueError(f"event kind {kind!r}: allowed 'collapse', 'split'")
+            self.sim.run(trace[pos:index])
+            pos = index
+            getattr(self, kind)(va)
+        self.sim.run(trace[pos:])
+        after = self.counters()
+        return {k: after[k] - before[k] for k in after}
 
     def guest_pte_writes(self, n: int = 1) -> None:
         """The guest (or native kernel) wrote ``n`` page-table entries: a fault, a
