@@ -31,7 +31,8 @@
 # 4. Arcangeli's 2010 KVM kernel-build table, and how well a calibrated cost model predicts
 #    the rows it was not fitted on;
 # 5. the break-even: how much larger the TLB must be to match what THP gives;
-# 6. a real trace (GNU `sort`, captured with valgrind on this machine) and sliders to play with.
+# 6. a real trace (GNU `sort`, captured with valgrind on this machine), khugepaged collapsing
+#    regions under a running process, and sliders to play with.
 
 # %% tags=["parameters"]
 import os
@@ -278,7 +279,44 @@ print(pd.DataFrame(rows).to_string(index=False))
 # programs whose working set is far beyond the TLB's reach, and about guests, where
 # each miss costs several times more.
 #
-# ## 7. Try it
+# ## 7. khugepaged at work
+#
+# The same machinery follows a process whose mappings change under it. A guest process
+# works on a 32 MiB Zipf hot set, mapped with 4 KiB pages; every tenth of the run,
+# khugepaged collapses two more of its 2 MiB regions (`MMU.collapse`: the PMD now maps a
+# THP, the range is flushed as `pmdp_collapse_flush` does -- on x86 a full flush, since
+# 512 pages exceed `tlb_single_page_flush_ceiling`). Under shadow paging each collapse is
+# also a trapped page-table write.
+
+# %%
+base = 1 << 30
+hot = workloads.zipf_hotset(int(400_000 * SCALE), 32 * MiB, s=0.8, seed=SEED, base=base)
+chunks = np.array_split(hot, 10)
+rows = []
+for mode in ("nested", "shadow"):
+    mmu = MMU("nehalem", mode=mode)
+    mmu.map(guest_huge=np.zeros(16, bool), base_va=base, host_huge=np.ones(1024, bool),
+            default_host_huge=True, host_pt_huge=True)
+    for i, chunk in enumerate(chunks):
+        c = mmu.run(chunk)
+        rows.append({"mode": mode, "tenth": i, "THP regions": int(mmu._map_args["guest_huge"].sum()),
+                     "walks": c["dtlb_load_misses.walk_completed"], "walk refs": c["walk_refs"]})
+        for r in (2 * i, 2 * i + 1):
+            if r < 16:
+                mmu.collapse(base + r * 2 * MiB)
+    k = mmu.counters()
+    print(f"{mode}: nr_tlb_local_flush_all={k['nr_tlb_local_flush_all']} "
+          f"mmu_pte_write={k['mmu_pte_write']} exits={k['exits']}")
+collapse_df = pd.DataFrame(rows)
+print(collapse_df.pivot(index="tenth", columns="mode", values=["THP regions", "walks", "walk refs"]).to_string())
+# NBVAL_CHECK_OUTPUT
+
+# %% [markdown]
+# Walks fall as coverage grows, each collapse costing a full TLB flush (the refills right
+# after it are part of the count). This is the hook the simulated kernel uses: its
+# khugepaged calls `collapse`, its splits call `split`.
+#
+# ## 8. Try it
 #
 # The sliders rerun the kernel-build-like workload for one configuration on the stock
 # CPU and on a "better" one (TLB entries x, page-walk caches x, walk speedup), against
