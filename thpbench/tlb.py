@@ -50,7 +50,7 @@ __all__ = [
     "Geometry", "CPU", "PRESETS", "preset", "MMU", "CostModel", "COSTS_2010",
     "walk_refs_worst_case", "ARCANGELI_2010", "TlbSim", "TLB_SINGLE_PAGE_FLUSH_CEILING",
     "simulate", "KbuildProfile", "kbuild_trace", "kbuild_layout", "a1_grid", "a1_fit", "a1_table", "slowdowns",
-    "A1_FIT_ROWS", "break_even_tlb",
+    "A1_FIT_ROWS", "break_even_tlb", "explore", "plot_a1", "dashboard",
 ]
 
 PAGE_SHIFT = 12
