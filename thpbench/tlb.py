@@ -850,7 +850,11 @@ def plot_a1(table: pd.DataFrame, ax=None):
     labels = [f"{p}\n{g}/{h}" for p, g, h in zip(table.paging, table.guest_thp, table.host_thp)]
     x = np.arange(len(table))
     ax.bar(x - 0.2, table.published_slowdown_pct + 1, 0.4, label="published (Arcangeli 2010)")
-    ax.bar(x + 0.2, table.simulated_slowdown_pct + 1, 0.4, label="simulated")
+    bars = ax.bar(x + 0.2, table.simulated_slowdown_pct + 1, 0.4, label="simulated (hatched: fitted)")
+    if "role" in table:
+        for b, role in zip(bars, table.role):
+            if role == "fitted":
+                b.set_hatch("//")
     ax.set_yscale("log")
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("slowdown vs bare metal THP, % (+1, log)")
