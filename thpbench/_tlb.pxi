@@ -1,0 +1,611 @@
+# The TLB and page-walk simulation loop, included by _core.pyx.
+#
+# State is a TlbState struct (see _core.pxd) of TlbCache structures -- each one a
+# set-associative LRU array of tags -- and the current mappings; nogil free functions
+# do the work, TlbSim is the thin validating class on top.  thpbench/tlb.py builds
+# TlbSim from CPU presets; thpbench/_reference_tlb.py is the slow twin the
+# differential tests compare against.
+#
+# Model (stated again in tlb.py, where users read it):
+# * L1 TLBs per page size (4 KiB, 2 MiB), or one L1 shared by both; a second level per
+#   size or shared; any number of sets (indexed by modulo unless a power of two) and
+#   ways; true LRU within a set.  Levels are neither inclusive nor exclusive: an L2 hit
+#   fills L1, a walk fills both, an eviction does not touch the other level.
+# * A TLB entry is tagged by virtual page number at its size.  The lookup probes the
+#   size the page is mapped with (the simulator knows it); stale entries of the other
+#   size cannot exist as long as mapping changes are followed by a flush, as the kernel
+#   does (mm/khugepaged.c: collapse_huge_page -> pmdp_collapse_flush;
+#   mm/huge_memory.c: __split_huge_pmd -> pmdp_invalidate).
+# * Page-walk caches per level (Intel's PML4E/PDPTE/PDE caches, keyed by the virtual
+#   address bits above that level) or unified (AMD's page walk cache), probed deepest
+#   first: a hit at level l leaves l - leaf references.
+# * Nested (2D) walk: each guest page-table page sits at a guest-physical address that
+#   the walker translates with the nested TLB, else a host walk with the host's walk
+#   caches; the final guest-physical address is translated the same way.  Without any
+#   cache that is g*(h+1) + h = (g+1)(h+1) - 1 references.
+# * Shadow paging: a 1D walk of the shadow table, whose pages are min(guest, host).
+
+from libc.stdlib cimport calloc, free as c_free
+from libc.string cimport memset, memmove
+import numpy as np
+
+# Slots of TlbSim.caches[]
+cdef enum:
+    CACHE_L1_4K = 0
+    CACHE_L1_2M = 1
+    CACHE_L2_4K = 2
+    CACHE_L2_2M = 3
+    CACHE_PWC0 = 4            # 4 + level (level 0 slot: the unified PWC)
+    CACHE_HPWC0 = 10          # 10 + level (level 0 slot: the unified host PWC)
+    CACHE_NTLB = 16
+    CACHE_ABSENT = 17         # an all-zero cache: n_sets == 0, every lookup misses uncounted
+    CACHE_PTCACHE = 18        # data-cache lines holding page-table entries (walker's view)
+
+# Guest page-table pages live in a guest-physical area above any guest memory, one
+# sub-area of 2^48 bytes per level, so that the nested walker has addresses to translate.
+# Tables of one level are adjacent (page-table pages allocated in order).
+cdef uint64_t PT_GPA_BASE = (<uint64_t>1) << 51
+cdef int PT_GPA_LEVEL_SHIFT = 48
+# The host's own tables (nested mode) in a host-physical area of the same shape.
+cdef uint64_t HPT_BASE = (<uint64_t>1) << 53
+cdef uint64_t REGION_MASK = ((<uint64_t>1) << 21) - 1
+
+# The x86 kernel turns a range flush of more than this many strides into a full flush
+# (arch/x86/mm/tlb.c: tlb_single_page_flush_ceiling).
+TLB_SINGLE_PAGE_FLUSH_CEILING = 33
+
+TLB_MODES = {"native": TLB_MODE_NATIVE, "nested": TLB_MODE_NESTED, "shadow": TLB_MODE_SHADOW}
+
+
+# ---------------------------------------------------------------------------
+# One set-associative LRU cache
+# ---------------------------------------------------------------------------
+
+cdef inline uint64_t tlb_tag(uint64_t key, int sub) noexcept nogil:
+    # Bit 0 marks a valid tag (0 = empty way); bits 1..3 hold the page-size class or
+    # the walk level, so a shared or unified structure keeps them apart.
+    return (key << 4) | (<uint64_t>sub << 1) | 1
+
+cdef inline int64_t tc_set_base(const TlbCache *c, uint64_t key) noexcept nogil:
+    if c.set_mask >= 0:
+        return <int64_t>(key & <uint64_t>c.set_mask) * c.n_ways
+    return <int64_t>(key % <uint64_t>c.n_sets) * c.n_ways
+
+cdef inline int64_t tc_lookup(TlbCache *c, uint64_t key, uint64_t tag) noexcept nogil:
+    """-1 on a hit (the way moves to the front: most recent); else the index of the
+    set's first way, where tc_fill puts the new tag; -2 when the cache is absent.
+
+    Each set is kept in recency order, most recent first, with empty ways (tag 0) at
+    the end: the victim of a fill is the last way -- an empty one if any, else the
+    least recently used.  This is exact LRU without per-way stamps."""
+    cdef int64_t base, w
+    cdef uint64_t *tags
+    if c.n_sets == 0:
+        return -2
+    base = tc_set_base(c, key)
+    tags = c.tags + base
+    for w in range(c.n_ways):
+        if tags[w] == tag:
+            c.hits += 1
+            if w > 0:
+                memmove(tags + 1, tags, w * sizeof(uint64_t))
+                tags[0] = tag
+            return -1
+    c.misses += 1
+    return base
+
+cdef inline void tc_fill(TlbCache *c, int64_t base, uint64_t tag) noexcept nogil:
+    cdef int64_t w
+    cdef uint64_t *tags
+    if base < 0:
+        return
+    tags = c.tags + base
+    w = c.n_ways - 1
+    if tags[w] != 0:
+        c.evictions += 1
+    c.fills += 1
+    memmove(tags + 1, tags, w * sizeof(uint64_t))
+    tags[0] = tag
+
+cdef inline void tc_insert(TlbCache *c, uint64_t key, uint64_t tag) noexcept nogil:
+    # Fill without a lookup (the caller knows the tag is absent).
+    if c.n_sets == 0:
+        return
+    tc_fill(c, tc_set_base(c, key), tag)
+
+cdef inline void tc_drop_way(TlbCache *c, int64_t base, int64_t w) noexcept nogil:
+    # Invalidate way w of the set at base: later ways move up, the empty one goes last.
+    cdef uint64_t *tags = c.tags + base
+    memmove(tags + w, tags + w + 1, (c.n_ways - 1 - w) * sizeof(uint64_t))
+    tags[c.n_ways - 1] = 0
+
+cdef inline int tc_invalidate(TlbCache *c, uint64_t key, uint64_t tag) noexcept nogil:
+    cdef int64_t base, w
+    if c.n_sets == 0:
+        return 0
+    base = tc_set_base(c, key)
+    for w in range(c.n_ways):
+        if c.tags[base + w] == tag:
+            tc_drop_way(c, base, w)
+            return 1
+    return 0
+
+cdef int64_t tc_invalidate_all(TlbCache *c) noexcept nogil:
+    cdef int64_t i, n = 0
+    for i in range(c.n_sets * c.n_ways):
+        if c.tags[i] != 0:
+            n += 1
+        c.tags[i] = 0
+    return n
+
+cdef int64_t tc_invalidate_keys(TlbCache *c, int sub, uint64_t first, uint64_t last, bint any_sub) noexcept nogil:
+    # Invalidate every valid entry whose key lies in [first, last] (and whose sub field is
+    # `sub`, unless any_sub): a scan of the whole cache, for big ranges and walk caches.
+    cdef int64_t st, w, n = 0
+    cdef uint64_t t, k
+    for st in range(c.n_sets):
+        w = 0
+        while w < c.n_ways:
+            t = c.tags[st * c.n_ways + w]
+            k = t >> 4
+            if t != 0 and (any_sub or <int>((t >> 1) & 7) == sub) and first <= k <= last:
+                tc_drop_way(c, st * c.n_ways, w)    # the next way moved into w
+                n += 1
+            else:
+                w += 1
+    return n
+
+cdef int tc_init(TlbCache *c, int64_t n_sets, int64_t n_ways) except -1:
+    c.n_sets = n_sets
+    c.n_ways = n_ways
+    c.set_mask = n_sets - 1 if (n_sets & (n_sets - 1)) == 0 else -1
+    c.tags = <uint64_t *>calloc(n_sets * n_ways, sizeof(uint64_t))
+    if c.tags == NULL:
+        raise MemoryError(f"could not allocate a TLB of {n_sets} x {n_ways} entries")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Walks
+# ---------------------------------------------------------------------------
+
+cdef inline uint64_t pt_entry_addr(uint64_t base, uint64_t addr, int level) noexcept nogil:
+    # Address of the level-`level` entry translating addr: its table page (tables of a
+    # level adjacent, one 2^48-byte area per level) plus the index bits times 8 bytes.
+    return (base + (<uint64_t>(level - 1) << PT_GPA_LEVEL_SHIFT)
+            + ((addr >> (12 + 9 * level)) << 12)
+            + (((addr >> (12 + 9 * (level - 1))) & 511) << 3))
+
+cdef inline void pt_ref(TlbCache *ptc, uint64_t entry_addr) noexcept nogil:
+    # One walk reference through the data caches: a 64-byte line holds 8 entries.
+    cdef uint64_t key = entry_addr >> 6
+    cdef uint64_t tag = tlb_tag(key, 0)
+    cdef int64_t slot = tc_lookup(ptc, key, tag)
+    if slot != -1:
+        tc_fill(ptc, slot, tag)
+
+cdef inline int64_t walk_1d(TlbCache **pwc, TlbCache *ptc, uint64_t tbase, uint64_t addr,
+                            int levels, int leaf) noexcept nogil:
+    """References of a one-dimensional walk of `addr` down to `leaf` (1: a PTE maps
+    4 KiB, 2: a PMD maps 2 MiB), after the walk caches of levels leaf+1..levels; each
+    reference goes through `ptc`, the data-cache lines of tables based at `tbase`."""
+    cdef int l, hit_level = levels + 1
+    cdef uint64_t key
+    cdef int64_t slot[TLB_MAX_LEVELS]
+    for l in range(leaf + 1, levels + 1):           # deepest first
+        key = addr >> (12 + 9 * (l - 1))
+        slot[l] = tc_lookup(pwc[l], key, tlb_tag(key, l))
+        if slot[l] == -1:
+            hit_level = l
+            break
+    # The walker reads the entries of levels hit_level-1 .. leaf; the non-leaf ones are
+    # then cached (the leaf goes to the TLB).  A miss returned the set to fill: the
+    # recency-ordered sets make that right even when a unified cache fills twice.
+    if ptc.n_sets != 0:
+        for l in range(hit_level - 1, leaf - 1, -1):
+            pt_ref(ptc, pt_entry_addr(tbase, addr, l))
+    for l in range(leaf + 1, hit_level):
+        tc_fill(pwc[l], slot[l], tlb_tag(addr >> (12 + 9 * (l - 1)), l))
+    return hit_level - leaf
+
+cdef inline int64_t host_translate(TlbState *s, uint64_t gpa, int hh) noexcept nogil:
+    """Host references to translate guest-physical `gpa` (host page 2 MiB when hh)."""
+    cdef uint64_t key = gpa >> (12 + 9 * hh)
+    cdef uint64_t tag = tlb_tag(key, hh)
+    cdef int64_t slot = tc_lookup(s.ntlb, key, tag), refs
+    if slot == -1:
+        return 0
+    refs = walk_1d(s.hpwc, s.ptcache, HPT_BASE, gpa, s.host_levels, 1 + hh)
+    tc_fill(s.ntlb, slot, tag)
+    return refs
+
+cdef inline uint64_t pt_gpa(uint64_t va, int level) noexcept nogil:
+    # Guest-physical address of the level-`level` table page used to translate va.
+    return (PT_GPA_BASE + (<uint64_t>(level - 1) << PT_GPA_LEVEL_SHIFT)
+            + ((va >> (12 + 9 * level)) << 12))
+
+cdef inline void nested_walk(TlbState *s, uint64_t va, uint64_t gpa, int gh, int hh) noexcept nogil:
+    cdef int gleaf = 1 + gh, l, hit_level = s.levels + 1
+    cdef uint64_t key
+    cdef int64_t host = 0, guest = 0
+    for l in range(gleaf + 1, s.levels + 1):        # guest walk caches, deepest first
+        key = va >> (12 + 9 * (l - 1))
+        if tc_lookup(s.pwc[l], key, tlb_tag(key, l)) == -1:
+            hit_level = l
+            break
+    l = hit_level - 1
+    while l >= gleaf:
+        # the guest table page is at a guest-physical address: translate it, then read
+        host += host_translate(s, pt_gpa(va, l), s.host_pt_huge)
+        if s.ptcache.n_sets != 0:
+            pt_ref(s.ptcache, pt_entry_addr(PT_GPA_BASE, va, l))
+        guest += 1
+        l -= 1
+    for l in range(gleaf + 1, hit_level):
+        key = va >> (12 + 9 * (l - 1))
+        tc_insert(s.pwc[l], key, tlb_tag(key, l))
+    host += host_translate(s, gpa, hh)              # the data page itself
+    s.cnt.guest_refs += guest
+    s.cnt.host_refs += host
+    s.cnt.walk_refs += guest + host
+
+cdef void tlb_run_trace(TlbState *s, const uint64_t *trace, int64_t n) noexcept nogil:
+    cdef int64_t i, r, slot1, slot2, refs
+    cdef uint64_t va, gpa, key, tag, hr
+    cdef int gh, hh, cls
+    cdef int mode = s.mode
+    cdef TlbCache *c1
+    cdef TlbCache *c2
+    for i in range(n):
+        va = trace[i]
+        gh = s.default_guest_huge
+        gpa = va
+        if va >= s.base_va:
+            r = <int64_t>((va - s.base_va) >> 21)
+            if r < s.n_guest:
+                gh = s.guest_huge[r]
+                if s.gpa_region != NULL:
+                    gpa = (<uint64_t>s.gpa_region[r] << 21) | (va & REGION_MASK)
+                else:
+                    gpa = (<uint64_t>r << 21) | (va & REGION_MASK)
+        if mode == TLB_MODE_NATIVE:
+            cls = gh
+            hh = 0
+        else:
+            hh = s.default_host_huge
+            hr = gpa >> 21
+            if hr < <uint64_t>s.n_host:
+                hh = s.host_huge[hr]
+            cls = gh & hh        # a guest huge page on host 4 KiB pages is splintered
+        key = va >> (12 + 9 * cls)
+        tag = tlb_tag(key, cls)
+        c1 = s.l1[cls]
+        slot1 = tc_lookup(c1, key, tag)
+        if slot1 == -1:
+            continue
+        c2 = s.l2[cls]
+        slot2 = tc_lookup(c2, key, tag)
+        if slot2 == -1:
+            tc_fill(c1, slot1, tag)
+            continue
+        if mode == TLB_MODE_NESTED:
+            nested_walk(s, va, gpa, gh, hh)
+        else:
+            refs = walk_1d(s.pwc, s.ptcache, PT_GPA_BASE, va, s.levels, 1 + cls)
+            s.cnt.guest_refs += refs
+            s.cnt.walk_refs += refs
+        s.cnt.walks[cls] += 1
+        tc_fill(c2, slot2, tag)
+        tc_fill(c1, slot1, tag)
+    s.cnt.accesses += n
+
+
+# ---------------------------------------------------------------------------
+# The Python face
+# ---------------------------------------------------------------------------
+
+_GEOM_SLOTS = {"l1_4k": CACHE_L1_4K, "l1_2m": CACHE_L1_2M, "l1": CACHE_L1_4K,
+               "l2_4k": CACHE_L2_4K, "l2_2m": CACHE_L2_2M, "l2": CACHE_L2_4K,
+               "pwc": CACHE_PWC0, "hpwc": CACHE_HPWC0, "ntlb": CACHE_NTLB,
+               "ptcache": CACHE_PTCACHE}
+for _l in range(2, 6):
+    _GEOM_SLOTS[f"pwc{_l}"] = CACHE_PWC0 + _l
+    _GEOM_SLOTS[f"hpwc{_l}"] = CACHE_HPWC0 + _l
+del _l
+
+
+cdef class TlbSim:
+    """Low-level TLB hierarchy + page-walk simulator (use thpbench.tlb.MMU instead).
+
+    ``geometry`` maps structure names to ``(n_sets, n_ways)``: ``l1_4k``/``l1_2m`` or a
+    shared ``l1``; ``l2_4k``/``l2_2m`` or a shared ``l2``; ``pwc2``..``pwc5`` or a
+    unified ``pwc``; ``hpwc2``..``hpwc5`` or ``hpwc`` (host walk caches); ``ntlb``;
+    ``ptcache``, the data-cache lines (64 B, 8 entries) that walk references go through.
+    A missing name is an absent structure.  ``mode`` is "native", "nested" or "shadow";
+    ``levels`` and ``host_levels`` are 4 or 5.
+    """
+
+    def __cinit__(self):
+        self._keep = ()
+
+    def __init__(self, dict geometry, str mode="native", int levels=4, int host_levels=4):
+        cdef int slot, l
+        cdef int64_t n_sets, n_ways
+        cdef TlbState *s
+        if mode not in TLB_MODES:
+            raise ValueError(f"mode {mode!r} is not one of {sorted(TLB_MODES)}")
+        if levels not in (4, 5):
+            raise ValueError(f"levels={levels} is not allowed: x86-64 paging has 4 or 5 levels")
+        if host_levels not in (4, 5):
+            raise ValueError(f"host_levels={host_levels} is not allowed: 4 or 5")
+        for name in geometry:
+            if name not in _GEOM_SLOTS:
+                raise ValueError(f"unknown TLB structure {name!r}; allowed: {sorted(_GEOM_SLOTS)}")
+        for a, b in (("l1", "l1_4k"), ("l1", "l1_2m"), ("l2", "l2_4k"), ("l2", "l2_2m")):
+            if a in geometry and b in geometry:
+                raise ValueError(f"give either a shared {a!r} or per-size {b!r}, not both")
+        for a in ("pwc", "hpwc"):
+            if a in geometry and any(f"{a}{l}" in geometry for l in range(2, 6)):
+                raise ValueError(f"give either a unified {a!r} or per-level {a}2..{a}5, not both")
+        for name, g in geometry.items():
+            try:
+                # (boundscheck is off module-wide: check the length before indexing)
+                if len(g) != 2:
+                    raise TypeError
+                n_sets, n_ways = int(g[0]), int(g[1])
+            except (TypeError, ValueError):
+                raise TypeError(f"geometry[{name!r}] = {g!r}: expected (n_sets, n_ways)") from None
+            if n_sets < 1 or n_ways < 1 or n_sets * n_ways > (1 << 24):
+                raise ValueError(f"geometry[{name!r}] = {g!r}: n_sets and n_ways must be >= 1 "
+                                 f"and n_sets * n_ways <= 2**24")
+        for name, g in geometry.items():
+            slot = _GEOM_SLOTS[name]
+            tc_init(&self.caches[slot], int(g[0]), int(g[1]))
+        s = &self.s
+        s.mode = TLB_MODES[mode]
+        s.levels = levels
+        s.host_levels = host_levels
+        s.l1[0] = &self.caches[CACHE_L1_4K]
+        s.l1[1] = &self.caches[CACHE_L1_4K if "l1" in geometry else CACHE_L1_2M]
+        s.l2[0] = &self.caches[CACHE_L2_4K]
+        s.l2[1] = &self.caches[CACHE_L2_4K if "l2" in geometry else CACHE_L2_2M]
+        s.pwc_unified = "pwc" in geometry
+        s.hpwc_unified = "hpwc" in geometry
+        for l in range(TLB_MAX_LEVELS):
+            s.pwc[l] = &self.caches[CACHE_PWC0 if s.pwc_unified else CACHE_PWC0 + l]
+            s.hpwc[l] = &self.caches[CACHE_HPWC0 if s.hpwc_unified else CACHE_HPWC0 + l]
+        s.pwc[0] = s.pwc[1] = &self.caches[CACHE_ABSENT]
+        s.hpwc[0] = s.hpwc[1] = &self.caches[CACHE_ABSENT]
+        s.ntlb = &self.caches[CACHE_NTLB]
+        s.ptcache = &self.caches[CACHE_PTCACHE]
+        self.geometry = dict(geometry)
+        self.set_mapping()
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(20):
+            c_free(self.caches[i].tags)
+
+    @property
+    def mode(self):
+        return {v: k for k, v in TLB_MODES.items()}[self.s.mode]
+
+    @property
+    def levels(self):
+        return self.s.levels
+
+    @property
+    def host_levels(self):
+        return self.s.host_levels
+
+    def set_mapping(self, guest_huge=None, uint64_t base_va=0, bint default_guest_huge=False,
+                    gpa_region=None, host_huge=None, bint default_host_huge=False,
+                    host_pt_huge=None):
+        """Install the mappings the walker sees (the contract is documented in tlb.MMU)."""
+        cdef const uint8_t[::1] g
+        cdef const uint8_t[::1] h
+        cdef const int64_t[::1] m
+        cdef TlbState *s = &self.s
+        keep = []
+        if guest_huge is None:
+            s.guest_huge = NULL
+            s.n_guest = 0
+        else:
+            ga = np.ascontiguousarray(np.asarray(guest_huge, dtype=bool).view(np.uint8))
+            if ga.ndim != 1:
+                raise ValueError(f"guest_huge must be one-dimensional, got shape {ga.shape}")
+            keep.append(ga)
+            g = ga
+            s.n_guest = ga.shape[0]
+            s.guest_huge = &g[0] if ga.shape[0] else NULL
+        if base_va & REGION_MASK:
+            raise ValueError(f"base_va={base_va:#x} is not 2 MiB aligned")
+        s.base_va = base_va
+        s.default_guest_huge = default_guest_huge
+        if gpa_region is None:
+            s.gpa_region = NULL
+        else:
+            ma = np.ascontiguousarray(np.asarray(gpa_region, dtype=np.int64))
+            if ma.ndim != 1 or ma.shape[0] != s.n_guest:
+                raise ValueError(f"gpa_region must have one entry per guest region "
+                                 f"({s.n_guest}), got shape {ma.shape}")
+            if ma.shape[0] and (ma.min() < 0 or ma.max() >= (1 << 30)):
+                raise ValueError("gpa_region values must be guest-physical 2 MiB region "
+                                 "numbers in [0, 2**30)")
+            keep.append(ma)
+            m = ma
+            s.gpa_region = &m[0] if ma.shape[0] else NULL
+        if host_huge is None:
+            s.host_huge = NULL
+            s.n_host = 0
+        else:
+            ha = np.ascontiguousarray(np.asarray(host_huge, dtype=bool).view(np.uint8))
+            if ha.ndim != 1:
+                raise ValueError(f"host_huge must be one-dimensional, got shape {ha.shape}")
+            keep.append(ha)
+            h = ha
+            s.n_host = ha.shape[0]
+            s.host_huge = &h[0] if ha.shape[0] else NULL
+        s.default_host_huge = default_host_huge
+        s.host_pt_huge = default_host_huge if host_pt_huge is None else bool(host_pt_huge)
+        self._keep = tuple(keep)
+
+    def run(self, trace):
+        """Translate every virtual address of `trace` (uint64 array); counters accumulate."""
+        cdef const uint64_t[::1] t
+        arr = np.ascontiguousarray(trace)
+        if arr.dtype != np.uint64:
+            if arr.dtype.kind not in "iu":
+                raise TypeError(f"trace must be an integer array of virtual addresses, got {arr.dtype}")
+            if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+                raise ValueError("trace holds negative addresses")
+            arr = arr.astype(np.uint64)
+        if arr.ndim != 1:
+            raise ValueError(f"trace must be one-dimensional, got shape {arr.shape}")
+        t = arr
+        if arr.shape[0] == 0:
+            return
+        with nogil:
+            tlb_run_trace(&self.s, &t[0], t.shape[0])
+
+    def flush_all(self):
+        """flush_tlb_all(): every TLB, walk-cache and nested-TLB entry."""
+        cdef int i
+        cdef int64_t n = 0
+        for i in range(CACHE_ABSENT):      # (not the data caches: a TLB flush keeps them)
+            n += tc_invalidate_all(&self.caches[i])
+        self.s.cnt.nr_tlb_local_flush_all += 1
+        self.s.cnt.entries_flushed += n
+
+    def flush_range(self, uint64_t va, uint64_t nbytes, int stride_shift=12):
+        """flush_tlb_mm_range(mm, va, va + nbytes, stride_shift): invalidate the TLB entries
+        of either size and the walk-cache entries overlapping the range, or everything
+        when the range spans more than tlb_single_page_flush_ceiling strides
+        (arch/x86/mm/tlb.c).  Guest-physical (nested TLB) entries are untouched: a guest
+        flush does not change the host's mapping."""
+        cdef uint64_t end, nr, key, first, last
+        cdef int cls, l, i
+        cdef int64_t n = 0
+        cdef TlbCache *c
+        if stride_shift not in (12, 21):
+            raise ValueError(f"stride_shift={stride_shift}: allowed 12 (PAGE_SHIFT) or 21 (PMD_SHIFT)")
+        if nbytes == 0:
+            return
+        if va + nbytes < va:
+            raise ValueError(f"range {va:#x} + {nbytes:#x} overflows the address space")
+        self.s.cnt.flush_range_calls += 1
+        end = va + nbytes
+        nr = ((end - 1) >> stride_shift) - (va >> stride_shift) + 1
+        if nr > TLB_SINGLE_PAGE_FLUSH_CEILING:
+            for i in range(CACHE_NTLB):
+                n += tc_invalidate_all(&self.caches[i])
+            self.s.cnt.nr_tlb_local_flush_all += 1
+            self.s.cnt.entries_flushed += n
+            return
+        self.s.cnt.nr_tlb_local_flush_one += nr
+        for cls in range(TLB_NR_SIZES):
+            first = va >> (12 + 9 * cls)
+            last = (end - 1) >> (12 + 9 * cls)
+            for i in range(2):
+                c = self.s.l1[cls] if i == 0 else self.s.l2[cls]
+                if c.n_sets == 0:
+                    continue
+                if last - first + 1 > <uint64_t>(c.n_sets * c.n_ways):
+                    n += tc_invalidate_keys(c, cls, first, last, False)
+                else:
+                    key = first
+                    while key <= last:
+                        n += tc_invalidate(c, key, tlb_tag(key, cls))
+                        key += 1
+        # Walk caches: an entry of level l covers 2^(12+9l) bytes; drop those overlapping
+        # (a collapse replaces a PMD that pointed to a PTE table: its PDE-cache entry goes).
+        for l in range(2, TLB_MAX_LEVELS):
+            c = self.s.pwc[l]
+            if c.n_sets == 0:
+                continue
+            first = va >> (12 + 9 * (l - 1))
+            last = (end - 1) >> (12 + 9 * (l - 1))
+            n += tc_invalidate_keys(c, l, first, last, False)
+        self.s.cnt.entries_flushed += n
+
+    def counters(self):
+        """Cumulative event counters (dict).  Names follow perf's dtlb_load_misses.* events
+        where one exists, and the kernel's vmstat for flushes."""
+        cdef TlbCounters c = self.s.cnt
+        return {
+            "accesses": c.accesses,
+            "dtlb_load_misses.stlb_hit": self.s.l2[0].hits + (self.s.l2[1].hits if self.s.l2[1] != self.s.l2[0] else 0),
+            "dtlb_load_misses.walk_completed": c.walks[0] + c.walks[1],
+            "dtlb_load_misses.walk_completed_4k": c.walks[0],
+            "dtlb_load_misses.walk_completed_2m_4m": c.walks[1],
+            "walk_refs": c.walk_refs,
+            "walk_refs_cached": self.s.ptcache.hits,
+            "guest_walk_refs": c.guest_refs,
+            "host_walk_refs": c.host_refs,
+            "nr_tlb_local_flush_one": c.nr_tlb_local_flush_one,
+            "nr_tlb_local_flush_all": c.nr_tlb_local_flush_all,
+            "flush_range_calls": c.flush_range_calls,
+            "entries_flushed": c.entries_flushed,
+        }
+
+    def cache_stats(self):
+        """Per-structure hits, misses, fills and evictions (the names of `geometry`)."""
+        cdef TlbCache *c
+        out = {}
+        for name in self.geometry:
+            c = &self.caches[_GEOM_SLOTS[name]]
+            out[name] = {"hits": c.hits, "misses": c.misses, "fills": c.fills,
+                         "evictions": c.evictions}
+        return out
+
+    def occupancy(self, str name):
+        """Number of valid entries in structure `name`."""
+        if name not in self.geometry:
+            raise ValueError(f"{name!r} is not a structure of this TLB: {sorted(self.geometry)}")
+        cdef TlbCache *c = &self.caches[_GEOM_SLOTS[name]]
+        cdef int64_t i, n = 0
+        for i in range(c.n_sets * c.n_ways):
+            if c.tags[i] != 0:
+                n += 1
+        return n
+
+    def check(self):
+        """Verify the invariants of every structure; raise InvariantError naming the first
+        broken one: within a set no tag twice, empty ways only after the valid ones
+        (recency order), TLB entries of a size class the structure may hold, counters
+        consistent (fills - evictions <= capacity)."""
+        cdef TlbCache *c
+        cdef int64_t st, w, valid
+        cdef uint64_t t
+        for name in self.geometry:
+            c = &self.caches[_GEOM_SLOTS[name]]
+            valid = 0
+            for st in range(c.n_sets):
+                seen = set()
+                empty = False
+                for w in range(c.n_ways):
+                    t = c.tags[st * c.n_ways + w]
+                    if t == 0:
+                        empty = True
+                        continue
+                    valid += 1
+                    if empty:
+                        raise InvariantError(f"{name}: set {st} has a valid way {w} after an empty one")
+                    if t in seen:
+                        raise InvariantError(f"{name}: set {st} holds tag {t:#x} twice")
+                    seen.add(t)
+                    sub = (t >> 1) & 7
+                    if name in ("l1_4k", "l2_4k") and sub != 0 or name in ("l1_2m", "l2_2m") and sub != 1:
+                        raise InvariantError(f"{name}: set {st} way {w} holds a page-size class {sub} entry")
+                    if name.startswith(("pwc", "hpwc")) and not 2 <= sub <= 5:
+                        raise InvariantError(f"{name}: set {st} way {w} holds a level-{sub} entry")
+            if valid > c.n_sets * c.n_ways or valid > c.fills:
+                raise InvariantError(f"{name}: {valid} valid entries but {c.fills} fills")
+
+    def reset_counters(self):
+        """Zero every counter; TLB contents are kept (warm caches)."""
+        cdef int i
+        memset(&self.s.cnt, 0, sizeof(TlbCounters))
+        for i in range(20):
+            self.caches[i].hits = self.caches[i].misses = 0
+            self.caches[i].fills = self.caches[i].evictions = 0
