@@ -11,3 +11,4 @@ Policy that a user might want to change arrives as parameters; the Python module
 """
 
 include "_buddy.pxi"
+include "_mm.pxi"
