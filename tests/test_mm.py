@@ -228,6 +228,8 @@ def test_oom_is_an_exception_and_consistent():
 @pytest.mark.parametrize("call", [
     lambda p, a: p.munmap(a + 1, PAGE_SIZE),
     lambda p, a: p.munmap(a + 64 * HPAGE_PMD_SIZE, PAGE_SIZE),
+    lambda p, a: p.munmap(a - 8 * HPAGE_PMD_SIZE, PAGE_SIZE),
+    lambda p, a: p.mprotect(a - PAGE_SIZE, 2 * PAGE_SIZE, PROT_READ),
     lambda p, a: p.mprotect(a, PAGE_SIZE, 0x4),
     lambda p, a: p.madvise(a, PAGE_SIZE, "MADV_FREE_ME"),
     lambda p, a: p.madvise(a, PAGE_SIZE, 999),

@@ -20,8 +20,9 @@ Simplifications (the model is a model):
 * direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker: no LRU
   reclaim, no compaction, no kswapd.  An order-0 allocation below the min watermark
   with nothing to shrink is an OOM (raised as :class:`OutOfMemory`);
-* ``munmap``/``madvise``/``mprotect`` over an unmapped hole raise instead of
-  silently succeeding (Linux's munmap accepts holes; a simulator should not);
+* ``munmap`` of a range where nothing is mapped raises (Linux returns 0), and
+  ``madvise``/``mprotect`` over a hole raise (Linux: -ENOMEM) instead of applying to
+  the mapped parts;
 * mremap refuses pages shared with another mm after fork (the rmap walk assumes a
   page sits at the same address in every mm of its fork family);
 * costs come from :class:`CostModel`; khugepaged runs on its own CPU (its work does
@@ -430,7 +431,8 @@ class Process:
     def munmap(self, addr, length) -> None:
         """Unmap [addr, addr+length): partial huge PMDs are split, the pages freed."""
         start, end = self._range(addr, length)
-        self._require_mapped(start, end, "munmap")
+        if not any(v.start < end and start < v.end for v in self.vmas):
+            raise ValueError(f"munmap: nothing is mapped in [{start:#x}, {end:#x})")
         self._unmap(start, end)
         self.kernel._after_op()
 
