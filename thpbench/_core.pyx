@@ -5,6 +5,8 @@ One extension module; its parts live in include files so that each mechanism can
 read on its own:
 
 * ``_buddy.pxi`` -- the buddy allocator with migratetypes (mm/page_alloc.c).
+* ``_mm.pxi`` -- page tables, rmap, the THP fault, collapse and split paths
+  (mm/memory.c, mm/huge_memory.c, mm/khugepaged.c).
 
 Policy that a user might want to change arrives as parameters; the Python modules
 (``mm.py``, ``tlb.py``, ``virt.py``) hold the rest.
