@@ -255,18 +255,22 @@ cdef class MMCore:
     cdef pfn_t alloc_pages(self, int order, int mt, bint may_reclaim) noexcept nogil:
         """__alloc_pages: the min watermark (__zone_watermark_ok), then the buddy lists;
         with __GFP_DIRECT_RECLAIM a failure runs shrink_slab() (the deferred-split
-        shrinker) and retries once."""
+        shrinker, one folio per step) until the allocation succeeds or the queue is empty."""
         cdef pfn_t pfn
-        cdef int attempt
-        for attempt in range(2):
+        if self.z.nr_free_pages - ((<int64_t>1) << order) + 1 > self.wmark_min:
+            pfn = zone_alloc(self.z, order, mt)
+            if pfn >= 0:
+                return pfn
+        if not may_reclaim:
+            return -1
+        # direct reclaim: shrink one queued folio at a time until the request fits
+        # (reclaim stops once the watermark is met, it does not empty the queue)
+        while self.dq_len > 0:
+            self.deferred_split_scan_c(1)
             if self.z.nr_free_pages - ((<int64_t>1) << order) + 1 > self.wmark_min:
                 pfn = zone_alloc(self.z, order, mt)
                 if pfn >= 0:
                     return pfn
-            if attempt == 0:
-                if not may_reclaim or self.dq_len == 0:
-                    return -1
-                self.deferred_split_scan_c(self.dq_len)
         return -1
 
     cdef int64_t alloc_pt(self) noexcept nogil:

@@ -108,13 +108,14 @@ class CostModel:
     swapout_ns: float = 20_000.0                   # estimate: one SSD write, amortised
     scan_pte_ns: float = 5.0                       # estimate: khugepaged reading one PTE
     split_pmd_ns: float = 2_000.0                  # estimate: 512 PTE writes + flush
+    split_thp_ns: float = 30_000.0                 # estimate: __folio_split of 512 pages (unmap, remap, free)
 
     def charge(self, d: dict) -> float:
         """Foreground time for a dict of counter deltas."""
         return (d.get("x_fault_pages", 0) * self.fault_4k_ns + d.get("thp_fault_alloc", 0) * self.fault_2m_ns
                 + d.get("x_cow_copies", 0) * (self.fault_4k_ns + self.copy_page_ns)
                 + d.get("pswpin", 0) * self.swapin_ns + d.get("pswpout", 0) * self.swapout_ns
-                + d.get("thp_split_pmd", 0) * self.split_pmd_ns)
+                + d.get("thp_split_pmd", 0) * self.split_pmd_ns + d.get("thp_split_page", 0) * self.split_thp_ns)
 
     def charge_khugepaged(self, d: dict) -> float:
         return (d.get("x_ptes_scanned", 0) * self.scan_pte_ns + d.get("x_collapse_copied", 0) * self.copy_page_ns
@@ -625,6 +626,24 @@ class Process:
         if a.size and (a.min() < 0 or a.max() >= self.kernel.virtual_bytes):
             raise ValueError("address outside the virtual window")
         return self.kernel.core.peek(self.pid, a >> PAGE_SHIFT)
+
+    def dontneed_pages(self, addrs) -> None:
+        """MADV_DONTNEED of the 4 KiB page at each address (an allocator purging freed
+        pages, as jemalloc does): one zap per page without the per-call Python work."""
+        self._live()
+        a = np.unique(np.ascontiguousarray(addrs, dtype=np.int64) // PAGE_SIZE * PAGE_SIZE)
+        if a.size == 0:
+            return
+        starts = np.array([v.start for v in self.vmas], dtype=np.int64)
+        ends = np.array([v.end for v in self.vmas], dtype=np.int64)
+        i = np.searchsorted(starts, a, side="right") - 1
+        ok = (i >= 0) & (a < ends[np.clip(i, 0, None)]) if len(starts) else np.zeros(a.size, bool)
+        if not ok.all():
+            raise ValueError(f"madvise: page {int(a[~ok][0]):#x} is not mapped")
+        zap = self.kernel.core.zap
+        for v in (a >> PAGE_SHIFT).tolist():
+            zap(self.pid, v, v + 1, False)
+        self.kernel._after_op()
 
     def pageout(self, addr, length) -> int:
         """MADV_PAGEOUT: swap the range's exclusive pages out; returns pages written."""
