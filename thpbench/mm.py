@@ -514,6 +514,7 @@ class Process:
                 self._unmap(dst, dst_end)
         self._split_at(start)
         self._split_at(start + keep)
+        self._split_at(end)
         if dst % HPAGE_PMD_SIZE:
             self.kernel.core.split_huge_pmd(self.pid, dst >> PAGE_SHIFT)
         # the destination VMA first, so the moved entries lie inside a VMA
