@@ -317,3 +317,39 @@ def test_result_dataframe_over_time(kernel):
     assert len(r.df) >= 2 and r.df.t_ns.is_monotonic_increasing
     assert r.df.pages_collapsed.iloc[-1] == 1
     assert {"t_ns", "metric", "value"} == set(r.timeseries().columns)
+
+
+def test_watermarks_follow_min_free_kbytes():
+    k = Kernel(1 << 30, thp={"enabled": "never"})
+    assert k.min_free_kbytes == 4096                       # sqrt(16 * 1048576 kB)
+    k.sysfs["enabled"] = "madvise"                         # khugepaged: set_recommended_min_free_kbytes
+    assert k.min_free_kbytes == 512 * 11 * 4
+    wm = k.watermarks
+    assert wm["min"] == 512 * 11 and wm["low"] - wm["min"] == wm["high"] - wm["low"] == max(wm["min"] // 4, 262144 * 10 // 10000)
+    small = Kernel(64 * MiB)
+    assert small.min_free_kbytes == (16384 // 20) * 4       # capped at 5% of memory
+
+
+def test_khugepaged_alloc_failure_sleeps_alloc_sleep_millisecs():
+    k = Kernel(64 * MiB, thp={"enabled": "madvise", "khugepaged/defrag": 0,
+                              "khugepaged/scan_sleep_millisecs": 100})
+    p = k.spawn()
+    a = p.mmap(2 * HPAGE_PMD_SIZE)
+    p.touch_range(a, 2 * HPAGE_PMD_SIZE)
+    filler = k.spawn()
+    n = k.buddy.nr_free_pages - k.watermarks["min"] - 300
+    f = filler.mmap(n * PAGE_SIZE)
+    filler.madvise(f, n * PAGE_SIZE, "MADV_NOHUGEPAGE")
+    filler.touch_range(f, n * PAGE_SIZE)
+    k.check()
+    p.madvise(a, 2 * HPAGE_PMD_SIZE, "MADV_HUGEPAGE")        # khugepaged wakes at once and fails
+    assert k.vmstat()["thp_collapse_alloc_failed"] == 1 and k.pages_collapsed == 0
+    k.advance(59_000_000_000)                               # alloc_sleep_millisecs = 60000
+    assert k.vmstat()["thp_collapse_alloc_failed"] == 1
+    k.advance(2_000_000_000)
+    assert k.vmstat()["thp_collapse_alloc_failed"] == 2
+    filler.exit()
+    k.advance(61_000_000_000)
+    k.check()
+    assert k.pages_collapsed == 2 and p.check_huge(a, 2)
+    assert k.vmstat()["thp_collapse_alloc"] == 2
