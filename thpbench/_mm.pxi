@@ -828,7 +828,9 @@ cdef class MMCore:
             mm.nr_swap -= 1
             self.map_pte(pfn, mm.family, vpn)
             mm.rss_anon += 1
-            ent = mk_ent(pfn, E_PRESENT | E_YOUNG | (E_WRITE if fl & VM_WRITE else 0))
+            # a read swap-in maps the page read-only; a write fault maps it writable
+            # (the page is exclusive: no swap cache is modelled)
+            ent = mk_ent(pfn, E_PRESENT | E_YOUNG | (E_WRITE | E_DIRTY if write else 0))
             p[0] = ent
             if not write:
                 return F_OK

@@ -1055,13 +1055,11 @@ class Kernel:
     def meminfo(self) -> dict:
         """/proc/meminfo (kB)."""
         st = self.core.stats()
-        wm = self.watermarks
         return {"MemTotal": self.nr_pages * 4, "MemFree": self.buddy.nr_free_pages * 4,
                 "AnonPages": st["nr_anon_pages"] * 4,
                 "AnonHugePages": st["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE // 1024,
                 "PageTables": st["nr_page_table_pages"] * 4,
-                "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4,
-                "min_free_kbytes": self.min_free_kbytes, "WatermarkMin": wm["min"] * 4}
+                "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4}
 
     def khugepaged_stats(self) -> dict:
         return {"pages_collapsed": self.pages_collapsed, "full_scans": self.full_scans,
@@ -1069,7 +1067,8 @@ class Kernel:
 
     def sample(self) -> dict:
         """Record the counters now (one row of the Result)."""
-        row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **self.khugepaged_stats()}
+        row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **self.khugepaged_stats(),
+               "min_free_kbytes": self.min_free_kbytes}
         self._samples.append(row)
         return row
 
