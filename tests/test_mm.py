@@ -353,3 +353,35 @@ def test_khugepaged_alloc_failure_sleeps_alloc_sleep_millisecs():
     k.check()
     assert k.pages_collapsed == 2 and p.check_huge(a, 2)
     assert k.vmstat()["thp_collapse_alloc"] == 2
+
+
+def test_migrate_folio_moves_content_and_mappings(kernel):
+    seen = []
+    kernel.tlb_flush_hooks.append(lambda pid, start, n: seen.append((pid, start, n)))
+    p = kernel.spawn()
+    a = p.mmap(HPAGE_PMD_SIZE)
+    p.touch_pages(np.arange(a, a + HPAGE_PMD_SIZE, PAGE_SIZE), values=np.arange(512) + 7)
+    c = p.fork()
+    (pfn,), _ = p.folio_orders(a, PAGE_SIZE)
+    free = kernel.buddy.free_blocks()
+    target = int(free[free["order"] >= 9]["pfn"][-1])
+    new = kernel.migrate_folio(pfn, target)
+    kernel.check()
+    assert new == target
+    for q in (p, c):
+        (qpfn,), (order,) = q.folio_orders(a, PAGE_SIZE)
+        assert qpfn == target and order == 9 and q.check_huge(a, 1)
+        assert list(q.peek(np.arange(a, a + HPAGE_PMD_SIZE, PAGE_SIZE))[0]) == list(range(7, 519))
+    assert (p.pid, a, HPAGE_PMD_SIZE) in seen and (c.pid, a, HPAGE_PMD_SIZE) in seen
+    # small pages, to wherever the allocator puts them
+    kernel.sysfs["enabled"] = "never"
+    b = p.mmap(4 * PAGE_SIZE)
+    p.touch(b, value=99)
+    (spfn,), _ = p.folio_orders(b, PAGE_SIZE)
+    n2 = kernel.migrate_folio(spfn)
+    kernel.check()
+    assert n2 != spfn and p.peek([b])[0][0] == 99
+    with pytest.raises(ValueError):
+        kernel.migrate_folio(spfn)          # freed by the migration
+    with pytest.raises(ValueError):
+        kernel.migrate_folio(n2, target_pfn=target)     # not free

@@ -24,8 +24,8 @@ def run_ops(seed, nops=120):
     for _ in range(nops):
         p = procs[int(rng.integers(len(procs)))]
         op = rng.choice(["mmap", "munmap", "touch", "touch_many", "read", "mprotect", "madvise", "fork", "exit",
-                         "pageout", "collapse", "split", "shrink", "advance", "mremap"],
-                        p=[.12, .06, .16, .1, .05, .05, .1, .03, .02, .05, .06, .05, .03, .05, .07])
+                         "pageout", "collapse", "split", "shrink", "advance", "mremap", "migrate"],
+                        p=[.12, .06, .16, .1, .05, .05, .1, .03, .02, .05, .06, .05, .03, .04, .05, .03])
         vmas = [v for v in p.vmas]
         try:
             if op == "mmap" or not vmas:
@@ -85,6 +85,11 @@ def run_ops(seed, nops=120):
                     k.shrink()
                 elif op == "advance":
                     k.advance(int(rng.integers(1, 50)) * 10_000_000)
+                elif op == "migrate":
+                    pfns, _ = p.folio_orders(s, ln)
+                    pfns = pfns[pfns >= 0]
+                    if len(pfns):
+                        k.migrate_folio(int(rng.choice(pfns)))
                 elif op == "mremap":
                     newlen = int(rng.integers(1, 2 * npg + 1)) * PAGE_SIZE
                     try:

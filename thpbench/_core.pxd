@@ -195,3 +195,5 @@ cdef class MMCore:
     cdef int split_folio_c(self, pfn_t head, int new_order) noexcept nogil
     cdef bint thp_underused(self, pfn_t head) noexcept nogil
     cdef int64_t deferred_split_scan_c(self, int64_t nr_to_scan) noexcept nogil
+    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil
+    cdef bint pt_owner_check(self, pfn_t pfn) noexcept

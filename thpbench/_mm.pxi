@@ -54,6 +54,8 @@ cdef enum:
     S_COLLAPSE_COPIED         # pages copied or cleared by collapse
     S_PTES_SCANNED            # PTEs examined by hpage_collapse_scan_pmd
     S_SHRINKER_RUNS
+    S_PGMIGRATE_SUCCESS       # pages migrated (pgmigrate_success)
+    S_THP_MIGRATION_SUCCESS
     S_NR_STATS
 
 MM_STAT_NAMES = ("thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
@@ -63,7 +65,8 @@ MM_STAT_NAMES = ("thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_ch
                  "thp_scan_exceed_share_pte", "thp_zero_page_alloc", "thp_zero_page_alloc_failed",
                  "thp_swpout", "thp_swpout_fallback", "pgfault", "pgmajfault", "pswpin", "pswpout",
                  "oom_kill", "nr_anon_transparent_hugepages", "nr_anon_pages", "nr_page_table_pages",
-                 "x_fault_pages", "x_cow_copies", "x_collapse_copied", "x_ptes_scanned", "x_shrinker_runs")
+                 "x_fault_pages", "x_cow_copies", "x_collapse_copied", "x_ptes_scanned", "x_shrinker_runs",
+                 "pgmigrate_success", "thp_migration_success")
 
 cdef enum:
     # fault results
@@ -125,6 +128,38 @@ cdef inline int64_t ent_payload(uint64_t e) noexcept nogil:
 
 cdef inline uint64_t mk_ent(int64_t payload, uint64_t bits) noexcept nogil:
     return ((<uint64_t>payload) << E_SHIFT) | bits
+
+
+cdef int zone_take_block(Zone *z, pfn_t pfn, int order) noexcept nogil:
+    """Take the order-``order`` block at pfn out of the free block that contains it
+    (compaction's isolate_freepages_block + split_free_page): the rest of the free
+    block goes back on the free lists.  A new primitive on the buddy Zone, kept here
+    so that _buddy.pxi is unchanged.  0, or -1 if no free block covers it."""
+    cdef pfn_t h, cur, half
+    cdef int o, co, mt
+    if pfn < 0 or pfn >= z.nr_pages or order < 0 or order > z.max_order or (pfn & (((<pfn_t>1) << order) - 1)):
+        return -1
+    h = find_head(z, pfn)
+    if h < 0 or not (z.flags[h] & FRAME_BUDDY) or z.order[h] < order:
+        return -1
+    o = z.order[h]
+    mt = frame_mt(z, h)
+    del_from_free_list(z, h, o, mt)
+    cur = h
+    co = o
+    while co > order:
+        co -= 1
+        half = cur + ((<pfn_t>1) << co)
+        if pfn >= half:
+            add_to_free_list(z, cur, co, mt, False)
+            cur = half
+        else:
+            add_to_free_list(z, half, co, mt, False)
+    z.flags[cur] = FRAME_ALLOC | (MIGRATE_MOVABLE << FRAME_MT_SHIFT)
+    z.order[cur] = order
+    z.nr_free_pages -= (<pfn_t>1) << order
+    z.nr_alloc += 1
+    return 0
 
 
 cdef class MMCore:
@@ -1450,6 +1485,91 @@ cdef class MMCore:
 
     def deferred_split_scan(self, int64_t nr_to_scan):
         return self.deferred_split_scan_c(nr_to_scan)
+
+    # ------------------------------------------------------------------ migration
+    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil:
+        # migrate_folio() + remove_migration_ptes(): move an anon folio to the
+        # allocated, unowned block at dst (same order); every mapping follows via the rmap
+        cdef int order = self.z.order[src]
+        cdef int64_t nr = (<int64_t>1) << order, i, vpn, pi
+        cdef int m
+        cdef MMStruct *mm
+        cdef uint64_t *p
+        cdef int32_t fam = self.rmap_fam[src]
+        cdef bint queued = (self.pflags[src] & PF_DEFERRED) != 0
+        for i in range(nr):
+            self.content[dst + i] = self.content[src + i]
+            self.pmapcount[dst + i] = self.pmapcount[src + i]
+            self.rmap_fam[dst + i] = self.rmap_fam[src + i]
+            self.rmap_vpn[dst + i] = self.rmap_vpn[src + i]
+        self.fmap[dst] = self.fmap[src]
+        self.emap[dst] = self.emap[src]
+        self.dq_del(src)
+        self.pflags[dst] = self.pflags[src] & ~(<uint8_t>PF_DEFERRED)
+        if queued:
+            self.dq_add(dst)
+        for m in range(self.max_mms):
+            mm = &self.mms[m]
+            if not mm.alive or mm.family != fam:
+                continue
+            if self.emap[src] > 0:
+                pi = self.rmap_vpn[src] >> 9
+                if 0 <= pi < mm.nr_pmds and (mm.pmd[pi] & E_HUGE) and not (mm.pmd[pi] & E_ZERO) \
+                        and ent_payload(mm.pmd[pi]) == src:
+                    mm.pmd[pi] = mk_ent(dst, mm.pmd[pi] & 0xff)
+                    self.log(EV_MIGRATE, m, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
+            for i in range(nr):
+                if self.pmapcount[src + i] == 0:
+                    continue
+                vpn = self.rmap_vpn[src + i]
+                if vpn < 0 or vpn >= mm.nr_pmds * HPAGE_PMD_NR:
+                    continue
+                p = self.pte_ptr(mm, vpn)
+                if p != NULL and (p[0] & E_PRESENT) and not (p[0] & E_ZERO) and ent_payload(p[0]) == src + i:
+                    p[0] = mk_ent(dst + i, p[0] & 0xff)
+                    self.log(EV_MIGRATE, m, vpn, 1)
+        for i in range(nr):
+            self.pmapcount[src + i] = 0
+        self.fmap[src] = 0
+        self.emap[src] = 0
+        self.pflags[src] = 0
+        zone_free(self.z, src, order)
+        self.stat[S_PGMIGRATE_SUCCESS] += nr
+        if order == HPAGE_PMD_ORDER:
+            self.stat[S_THP_MIGRATION_SUCCESS] += 1
+        return 0
+
+    def frame_owner(self, int64_t pfn):
+        """(head pfn, order) of the anonymous folio holding pfn, or None."""
+        if not 0 <= pfn < self.nr_frames:
+            return None
+        cdef pfn_t head = self.head_of(pfn)
+        if head < 0 or not (self.z.flags[head] & FRAME_ALLOC) or not (self.pflags[head] & PF_ANON):
+            return None
+        return head, self.z.order[head]
+
+    def take_free_block(self, int64_t pfn, int order):
+        return zone_take_block(self.z, pfn, order) == 0
+
+    def migrate_folio(self, int64_t pfn, int64_t dst):
+        """Move the anon folio holding pfn to dst, a block of the same order the caller
+        allocated from the buddy allocator (and owns nothing else); returns the new head
+        pfn, or -1 (not an anon folio / dst unsuitable)."""
+        if not 0 <= pfn < self.nr_frames or not 0 <= dst < self.nr_frames:
+            return -1
+        cdef pfn_t head = self.head_of(pfn)
+        if head < 0 or not (self.z.flags[head] & FRAME_ALLOC) or not (self.pflags[head] & PF_ANON):
+            return -1
+        if not (self.z.flags[dst] & FRAME_ALLOC) or self.z.order[dst] != self.z.order[head] or self.pflags[dst] != 0:
+            return -1
+        if self.pt_owner_check(dst):
+            return -1
+        self.migrate_folio_c(head, dst)
+        return dst
+
+    cdef bint pt_owner_check(self, pfn_t pfn) noexcept:
+        # a block handed to migrate_folio must not be a page-table page or the huge zero folio
+        return (self.pflags[pfn] & (PF_PGTABLE | PF_HUGE_ZERO)) != 0
 
     # ------------------------------------------------------------------ invariants
     def check(self):

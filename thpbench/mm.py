@@ -1023,6 +1023,36 @@ class Kernel:
         self._after_op()
         return r
 
+    def migrate_folio(self, pfn, target_pfn=None) -> int:
+        """Migrate the anonymous folio holding ``pfn`` (migrate_pages() of one folio):
+        its content and every mapping move to a new block of the same order, which is
+        ``target_pfn`` if given (it must be free: it is taken off the free lists, as
+        compaction's free scanner isolates it) or else any movable block.  The old block
+        is freed.  Returns the new head pfn; TLB hooks see a "migrate" event per mapping.
+        Raises ValueError if pfn is not in an anonymous folio or the target is unusable.
+        """
+        pfn = _as_int(pfn, "pfn")
+        if not 0 <= pfn < self.nr_pages:
+            raise ValueError(f"pfn {pfn} out of range 0..{self.nr_pages - 1}")
+        info = self.core.frame_owner(pfn)
+        if info is None:
+            raise ValueError(f"pfn {pfn} is not in an anonymous folio")
+        head, order = info
+        if target_pfn is None:
+            dst = self.buddy.alloc(order, "movable")
+            if dst is None:
+                raise OutOfMemory(-1, 0)
+        else:
+            dst = _as_int(target_pfn, "target_pfn")
+            if not self.core.take_free_block(dst, order):
+                raise ValueError(f"target pfn {dst} is not the start of a free block of order >= {order}")
+        r = self.core.migrate_folio(head, dst)
+        if r < 0:
+            self.buddy.free(dst, order)
+            raise ValueError(f"cannot migrate the folio at pfn {head} to {dst}")
+        self._after_op()
+        return r
+
     def split_huge_pages(self, pid, start, end, new_order=0) -> int:
         """debugfs ``split_huge_pages``: write ``"<pid>,0x<start>,0x<end>,<order>"``."""
         p = self.processes.get(_as_int(pid, "pid"))
