@@ -147,7 +147,7 @@ def main():
     ]
     for name, val, unit in rows:
         print(f"  {name:<58s} {val:>14,.0f} {unit}")
-    print(f"  real MADV_HUGEPAGE run: AnonHugePages during the run {r2['AnonHugePages_kB_during']} kB")
+    print(f"  real MADV_HUGEPAGE run: system-wide AnonHugePages during the run {r2['AnonHugePages_kB_during']} kB")
     print(f"ratio simulated / real, 4 KiB first touch: {s4['faults_per_s'] / r4['pages_per_s']:.1f}x "
           f"(touch_pages: {sb['faults_per_s'] / r4['pages_per_s']:.1f}x)")
     print(f"ratio simulated / real, THP first touch per page: {s2['pages_per_s'] / r2['pages_per_s']:.1f}x")

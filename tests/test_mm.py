@@ -343,11 +343,16 @@ def test_khugepaged_alloc_failure_sleeps_alloc_sleep_millisecs():
     filler.touch_range(f, n * PAGE_SIZE)
     k.check()
     p.madvise(a, 2 * HPAGE_PMD_SIZE, "MADV_HUGEPAGE")        # khugepaged wakes at once and fails
+    t0 = k.now_ns
     assert k.vmstat()["thp_collapse_alloc_failed"] == 1 and k.pages_collapsed == 0
     k.advance(59_000_000_000)                               # alloc_sleep_millisecs = 60000
     assert k.vmstat()["thp_collapse_alloc_failed"] == 1
+    # at 60 s the pass resumes and fails again: a second failure ends the pass; the
+    # next pass starts scan_sleep_millisecs (100 ms) later and fails once more
     k.advance(2_000_000_000)
-    assert k.vmstat()["thp_collapse_alloc_failed"] == 2
+    assert k.vmstat()["thp_collapse_alloc_failed"] == 3
+    fails = k.result().df.thp_collapse_alloc_failed.diff().fillna(0)
+    assert list((k.result().df.t_ns[fails > 0] - t0) // 1_000_000) == [60_000, 60_100]
     filler.exit()
     k.advance(61_000_000_000)
     k.check()

@@ -79,7 +79,7 @@ def test_collapse_decision_matches_reference(table, is_khugepaged):
     expect = ref.scan_pmd(ptes, is_khugepaged=is_khugepaged, **limits)
     if not (kinds != 0).any():
         # no PTE table at all (nothing was ever touched): SCAN_PMD_NONE before any scan
-        expect = dict(expect, result="SCAN_PMD_NONE")
+        expect = dict(expect, result="SCAN_PMD_NONE", exceeded=None)
     r, none_or_zero, unmapped, shared, referenced, writable = k.core.scan_pmd(p.pid, a >> 12, is_khugepaged)
     assert SCAN_RESULT_NAMES[r] == expect["result"]
     if expect["result"] != "SCAN_PMD_NONE":

@@ -767,6 +767,7 @@ class Kernel:
         self._scan_address = 0
         self._khugepaged_next_ns: float | None = None
         self._last_result = None
+        self._pass_pages_left = None
         self.tlb_flush_hooks: list[Callable[[int, int, int], None]] = []
         self._events: list[tuple] = []
         self._samples: list[dict] = []
@@ -920,35 +921,46 @@ class Kernel:
         self._scan_address = 0
 
     def _khugepaged_wake(self):
-        """One khugepaged_do_scan() pass, then the sleep."""
+        """One khugepaged_do_scan() pass (or the rest of one after its alloc sleep),
+        then the sleep."""
         v = self.sysfs.values()
         start_ns = self.now_ns
-        alloc_failed = self._khugepaged_do_scan(v["khugepaged/pages_to_scan"])
+        if self._pass_pages_left is None:
+            pages, wait = v["khugepaged/pages_to_scan"], True
+        else:
+            pages, wait = self._pass_pages_left, False
+        status, progress = self._khugepaged_do_scan(pages, wait)
         self._after_op(khugepaged=True)
         self.sample()
+        if status == "alloc_sleep":
+            # the first SCAN_ALLOC_HUGE_PAGE_FAIL of a pass: khugepaged_alloc_sleep(),
+            # then the same pass goes on (a second failure ends it)
+            self._pass_pages_left = max(pages - progress, 1)
+            self._khugepaged_next_ns = start_ns + v["khugepaged/alloc_sleep_millisecs"] * 1_000_000
+            return
+        self._pass_pages_left = None
         if not self._mm_slots or v["enabled"] == "never":
             self._khugepaged_next_ns = None                      # wait for work
-        elif alloc_failed:
-            self._khugepaged_next_ns = start_ns + v["khugepaged/alloc_sleep_millisecs"] * 1_000_000
         else:
             self._khugepaged_next_ns = start_ns + max(v["khugepaged/scan_sleep_millisecs"] * 1_000_000, 1)
 
-    def _khugepaged_do_scan(self, pages):
-        # khugepaged_do_scan(): returns True if a huge page allocation failed
+    def _khugepaged_do_scan(self, pages, wait):
+        # khugepaged_do_scan(): returns ("done" | "alloc_sleep", progress)
         progress = 0
         pass_through_head = 0
-        failed = False
-        while progress < pages:
+        while True:
             if self._scan_slot is None:
                 pass_through_head += 1
-            if not self._mm_slots or pass_through_head >= 2 or self.sysfs.values()["enabled"] == "never":
-                break
-            progress += self._khugepaged_scan_mm_slot(pages - progress)
+            if self._mm_slots and pass_through_head < 2 and self.sysfs.values()["enabled"] != "never":
+                progress += self._khugepaged_scan_mm_slot(pages - progress)
+            else:
+                progress = pages
+            if progress >= pages:
+                return "done", progress
             if self._last_result == SCAN_ALLOC_HUGE_PAGE_FAIL:
-                # the first failure sleeps alloc_sleep_millisecs; model: end the pass and sleep
-                failed = True
-                break
-        return failed
+                if not wait:
+                    return "done", progress
+                return "alloc_sleep", progress
 
     def _khugepaged_scan_mm_slot(self, pages):
         # khugepaged_scan_mm_slot()
