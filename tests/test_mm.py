@@ -390,3 +390,13 @@ def test_migrate_folio_moves_content_and_mappings(kernel):
         kernel.migrate_folio(spfn)          # freed by the migration
     with pytest.raises(ValueError):
         kernel.migrate_folio(n2, target_pfn=target)     # not free
+
+
+def test_advance_samples_on_a_grid():
+    k = Kernel(64 * MiB, thp={"enabled": "never"})
+    k.advance(1_000_000_000, sample_every_ns=250_000_000)
+    assert list(k.result().df.t_ns) == [250_000_000, 500_000_000, 750_000_000, 1_000_000_000]
+    with pytest.raises(ValueError):
+        k.advance(-1)
+    with pytest.raises(ValueError):
+        k.advance(10, sample_every_ns=0)

@@ -879,14 +879,29 @@ class Kernel:
         swapout, thp_fault), pid, start, nbytes."""
         return pd.DataFrame(self._events, columns=["t_ns", "kind", "pid", "start", "nbytes"])
 
-    def advance(self, ns) -> None:
-        """Let ``ns`` nanoseconds of simulated time pass (daemons run meanwhile)."""
+    def advance(self, ns, sample_every_ns=None) -> None:
+        """Let ``ns`` nanoseconds of simulated time pass; khugepaged runs at its wake-up
+        times meanwhile (each pass records a sample).  With ``sample_every_ns`` the
+        counters are also sampled at that interval, for a Result with a regular grid."""
         if ns < 0:
             raise ValueError(f"cannot advance time by {ns} ns")
+        if sample_every_ns is not None and sample_every_ns <= 0:
+            raise ValueError(f"sample_every_ns must be > 0, got {sample_every_ns}")
         target = self.now_ns + ns
-        while self._khugepaged_next_ns is not None and self._khugepaged_next_ns <= target:
-            self.now_ns = max(self.now_ns, self._khugepaged_next_ns)
-            self._khugepaged_wake()
+        next_sample = None if sample_every_ns is None else self.now_ns + sample_every_ns
+        while True:
+            kh = self._khugepaged_next_ns if (self._khugepaged_next_ns is not None
+                                               and self._khugepaged_next_ns <= target) else None
+            sm = next_sample if (next_sample is not None and next_sample <= target) else None
+            if kh is None and sm is None:
+                break
+            if sm is not None and (kh is None or sm < kh):
+                self.now_ns = max(self.now_ns, sm)
+                self.sample()
+                next_sample += sample_every_ns
+            else:
+                self.now_ns = max(self.now_ns, kh)
+                self._khugepaged_wake()
         self.now_ns = target
 
     def _maybe_run_khugepaged(self):
