@@ -71,8 +71,9 @@ pd.set_option("display.max_columns", 20)
 #   kernel first splits the PMD into 512 PTEs (`split_huge_pmd`, counted in
 #   `thp_split_pmd`), then frees that one PTE. The 2 MiB folio itself stays whole and
 #   is queued for a deferred split.
-# * Small pages in a `MADV_HUGEPAGE` region register the process with `khugepaged`.
-#   Within one scan sleep it collapses each PTE table into a THP.
+# * The first `MADV_HUGEPAGE` also registered the process with `khugepaged`. Once
+#   PMD 0 is madvised too, `khugepaged` collapses both PTE tables into THPs at its
+#   next wake-up, filling the empty entries with zeros (`max_ptes_none` is 511).
 
 # %%
 walk = S.walkthrough()

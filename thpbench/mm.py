@@ -248,9 +248,6 @@ class ThpSysfs:
                 val = val[val.index("[") + 1:val.index("]")]
             self[key] = val
 
-    def __getattr__(self, name):
-        raise AttributeError(name)
-
     def __repr__(self):
         return f"ThpSysfs({self.values()})"
 
@@ -364,10 +361,9 @@ class Process:
 
     def _push_vmas(self):
         self._merge()
-        n = len(self.vmas)
         self.kernel.core.set_vmas(self.pid, np.array([v.start >> PAGE_SHIFT for v in self.vmas], dtype=np.int64),
                                   np.array([v.end >> PAGE_SHIFT for v in self.vmas], dtype=np.int64),
-                                  np.array([v.vm_flags for v in self.vmas], dtype=np.uint32).reshape(n))
+                                  np.array([v.vm_flags for v in self.vmas], dtype=np.uint32))
 
     def _apply(self, start, end, fn):
         """Split VMAs at start and end, then call fn(vma) on each VMA inside."""

@@ -53,9 +53,9 @@ def walkthrough() -> pd.DataFrame:
     snap("MADV_DONTNEED 4 KiB of the THP: split_huge_pmd")
     p.touch_range(a, 64 * PAGE_SIZE)
     p.madvise(a, HPAGE_PMD_SIZE, "MADV_HUGEPAGE")
-    snap("64 small pages, then MADV_HUGEPAGE: khugepaged registers the mm")
+    snap("64 small pages in PMD 0, then MADV_HUGEPAGE on it")
     k.advance(300_000_000)
-    snap("300 ms later: khugepaged collapsed both PTE tables")
+    snap("300 ms later: khugepaged has collapsed both PTE tables")
     return pd.DataFrame(rows)
 
 
