@@ -400,3 +400,50 @@ def test_advance_samples_on_a_grid():
         k.advance(-1)
     with pytest.raises(ValueError):
         k.advance(10, sample_every_ns=0)
+
+
+def test_proc_text_formats(kernel):
+    p = kernel.spawn()
+    a = p.mmap(HPAGE_PMD_SIZE)
+    p.touch(a)
+    assert "thp_fault_alloc 1\n" in kernel.vmstat_text()
+    assert "AnonHugePages:      2048 kB\n" in kernel.meminfo_text()
+    assert kernel.meminfo_text().startswith("MemTotal:         131072 kB\n")
+
+
+def test_khugepaged_stops_with_enabled_never_and_restarts():
+    k = Kernel(64 * MiB, thp={"enabled": "madvise", "khugepaged/scan_sleep_millisecs": 10})
+    p = k.spawn()
+    a = p.mmap(HPAGE_PMD_SIZE)
+    p.touch_range(a, 16 * PAGE_SIZE)
+    k.sysfs["enabled"] = "never"
+    p.madvise(a, HPAGE_PMD_SIZE, "MADV_HUGEPAGE")      # not registered: THP is off
+    k.advance(1_000_000_000)
+    assert k.pages_collapsed == 0
+    k.sysfs["enabled"] = "madvise"
+    p.touch(a)                                          # khugepaged_enter_vma() on the next fault
+    k.advance(100_000_000)
+    assert k.pages_collapsed == 1
+    k.sysfs["enabled"] = "never"
+    k.advance(100_000_000)                              # khugepaged goes idle with its mm still listed
+    p.madvise(a, PAGE_SIZE, "MADV_DONTNEED")
+    k.sysfs["enabled"] = "madvise"                      # start_stop_khugepaged() wakes it
+    k.advance(100_000_000)
+    k.check()
+    assert k.pages_collapsed == 2 and p.check_huge(a, 1)
+
+
+def test_madvise_collapse_stops_at_an_error_and_reports_errno():
+    k = Kernel(64 * MiB, thp={"enabled": "never"})
+    p = k.spawn()
+    a = p.mmap(3 * HPAGE_PMD_SIZE)
+    p.touch_range(a, HPAGE_PMD_SIZE)                    # PMD 0 full, PMD 1 empty, PMD 2 full
+    p.touch_range(a + 2 * HPAGE_PMD_SIZE, HPAGE_PMD_SIZE)
+    assert p.madvise(a, 3 * HPAGE_PMD_SIZE, "MADV_COLLAPSE") == -errno.EINVAL    # SCAN_PMD_NONE
+    k.check()
+    assert list(p.pmd_kinds(a, a + 3 * HPAGE_PMD_SIZE)) == [2, 0, 1]             # PMD 2 not tried
+    p.madvise(a + 2 * HPAGE_PMD_SIZE, HPAGE_PMD_SIZE, "MADV_NOHUGEPAGE")
+    assert p.madvise(a + 2 * HPAGE_PMD_SIZE, HPAGE_PMD_SIZE, "MADV_COLLAPSE") == -errno.EINVAL
+    p.madvise(a + 2 * HPAGE_PMD_SIZE, HPAGE_PMD_SIZE, "MADV_HUGEPAGE")
+    assert p.madvise(a + 2 * HPAGE_PMD_SIZE, HPAGE_PMD_SIZE, "MADV_COLLAPSE") == 0
+    k.check()

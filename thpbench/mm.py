@@ -11,6 +11,17 @@ shrinker), ``mm/khugepaged.c`` (the mm_slot round robin, hpage_collapse_scan_pmd
 collapse_huge_page, MADV_COLLAPSE) and ``mm/mmap.c`` / ``mm/mprotect.c`` /
 ``mm/madvise.c`` / ``mm/mremap.c`` for the VMA operations.
 
+Example::
+
+    k = Kernel(1 << 30, thp={"enabled": "always"})
+    p = k.spawn()
+    a = p.mmap(64 << 20)
+    p.touch_range(a, 64 << 20)              # first touch, one write per 4 KiB page
+    k.vmstat()["thp_fault_alloc"]           # 32
+    p.madvise(a, 4096, "MADV_DONTNEED")     # split_huge_pmd, deferred split queue
+    k.advance(10_000_000_000)               # 10 s: khugepaged runs on the clock
+    k.check()                               # every invariant, or InvariantError
+
 Simplifications (the model is a model):
 
 * anonymous private memory only; folios at fault are order 0 or PMD order (no mTHP);
@@ -71,6 +82,9 @@ SCAN_ALLOC_HUGE_PAGE_FAIL = SCAN_RESULT_NAMES.index("SCAN_ALLOC_HUGE_PAGE_FAIL")
 SCAN_EXCEED_NONE_PTE = SCAN_RESULT_NAMES.index("SCAN_EXCEED_NONE_PTE")
 
 _F_OK, _F_SEGV_MAPERR, _F_SEGV_ACCERR, _F_OOM = 0, 1, 2, 3
+# madvise_collapse(): results after which the remaining PMDs are still tried
+_MADV_COLLAPSE_CONTINUE = {SCAN_RESULT_NAMES.index(n) for n in
+                           ("SCAN_PMD_NULL", "SCAN_PAGE_RO", "SCAN_LACK_REFERENCED_PAGE")}
 _EV_THP_FAULT = MM_EVENT_NAMES.index("thp_fault")
 
 
@@ -800,6 +814,10 @@ class Kernel:
 
     def _apply_policy(self):
         v = self.sysfs.values()
+        # start_stop_khugepaged(): re-enabling THP wakes khugepaged if it has mms to scan
+        if (v["enabled"] != "never" and self._mm_slots and self._khugepaged_next_ns is None
+                and getattr(self, "processes", None) is not None):
+            self._khugepaged_next_ns = self.now_ns
         self.core.set_policy(ENABLED_MODES.index(v["enabled"]), DEFRAG_MODES.index(v["defrag"]),
                              v["use_zero_page"], v["shrink_underused"], v["khugepaged/max_ptes_none"],
                              v["khugepaged/max_ptes_swap"], v["khugepaged/max_ptes_shared"],
@@ -1028,8 +1046,11 @@ class Kernel:
             r = self.core.collapse(p.pid, addr >> PAGE_SHIFT, v.vm_flags, False)
             if r in (SCAN_SUCCEED, SCAN_PMD_MAPPED):
                 thps += 1
-            else:
+            elif r in _MADV_COLLAPSE_CONTINUE:
                 last = r
+            else:
+                last = r          # "Other error, exit": the remaining PMDs are not tried
+                break
         if thps == nr:
             return 0
         # madvise_collapse_errno()
@@ -1113,6 +1134,14 @@ class Kernel:
                 "AnonHugePages": st["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE // 1024,
                 "PageTables": st["nr_page_table_pages"] * 4,
                 "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4}
+
+    def vmstat_text(self) -> str:
+        """/proc/vmstat's format: one "name value" line per counter."""
+        return "".join(f"{k} {v}\n" for k, v in self.vmstat().items())
+
+    def meminfo_text(self) -> str:
+        """/proc/meminfo's format (show_val_kb(): the name padded to 16, the value to 8)."""
+        return "".join(f"{k + ':':<16}{v:>8} kB\n" for k, v in self.meminfo().items())
 
     def khugepaged_stats(self) -> dict:
         return {"pages_collapsed": self.pages_collapsed, "full_scans": self.full_scans,
