@@ -14,10 +14,17 @@ from thpbench._core import (
     OP_FREE_SLOT,
     OP_REPLACE_SLOT,
 )
+from thpbench.mm import CostModel, Kernel, OutOfMemory, Process, Result, SegmentationFault
 
 __all__ = [
     "BuddyAllocator",
     "BulkOpError",
+    "CostModel",
+    "Kernel",
+    "OutOfMemory",
+    "Process",
+    "Result",
+    "SegmentationFault",
     "InvariantError",
     "MIGRATETYPE_NAMES",
     "OP_ALLOC",

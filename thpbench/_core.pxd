@@ -1,6 +1,6 @@
 # The contract of the Cython core: scalar types, structs and the cdef classes with
 # their fields.  Code lives in _core.pyx (and the .pxi files it includes).
-from libc.stdint cimport int8_t, uint8_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, uint8_t, int32_t, uint32_t, int64_t, uint64_t
 
 ctypedef int64_t pfn_t
 
@@ -139,3 +139,128 @@ cdef class TlbSim:
     cdef TlbCache caches[20]   # storage behind the pointers in s (see _tlb.pxi: CACHE_* slots)
     cdef object _keep          # numpy arrays whose buffers s points into
     cdef public dict geometry  # structure name -> (n_sets, n_ways), as given
+
+# --- mm ---------------------------------------------------------------------
+# Page tables, rmap, per-page content and the fault / collapse / split state
+# machines (_mm.pxi).  A page-table entry (PTE or PMD) is one uint64: flag bits
+# below, the pfn (or swap slot, or PTE-table slot) from bit 8 up; 0 = pte_none.
+cdef enum:
+    E_PRESENT = 0x01
+    E_WRITE = 0x02
+    E_YOUNG = 0x04
+    E_DIRTY = 0x08
+    E_SWAP = 0x10             # a swap entry (not present); payload = swap slot
+    E_ZERO = 0x20             # maps the (huge) zero page
+    E_TABLE = 0x40            # PMD only: points to a PTE table; payload = table slot
+    E_HUGE = 0x80             # PMD only: maps a 2 MiB folio; payload = head pfn
+    E_SHIFT = 8
+
+# Per-frame page flags of the mm layer (struct page / folio flags).
+cdef enum:
+    PF_ANON = 0x01            # head of an anonymous folio owned by the mm layer
+    PF_DEFERRED = 0x02        # on the deferred split queue (folio->_deferred_list)
+    PF_PARTIAL = 0x04         # PG_partially_mapped
+    PF_HUGE_ZERO = 0x08       # the huge zero folio
+    PF_PGTABLE = 0x10         # a page-table page
+
+# VMA flags (the subset of vm_flags the model needs).
+cdef enum:
+    VM_READ = 0x1
+    VM_WRITE = 0x2
+    VM_HUGEPAGE = 0x4
+    VM_NOHUGEPAGE = 0x8
+
+cdef struct MMStruct:
+    uint64_t *pmd              # one entry per 2 MiB of the virtual window
+    int32_t *deposit           # per PMD: the deposited PTE table slot of a huge PMD, -1 none
+    int64_t nr_pmds
+    int64_t rss_anon           # MM_ANONPAGES, pages
+    int64_t nr_swap            # MM_SWAPENTS
+    int32_t family             # anon_vma root: mms that may share CoW pages
+    int32_t alive
+    int64_t *vma_start         # sorted VMAs, virtual page numbers [start, end)
+    int64_t *vma_end
+    uint32_t *vma_flags
+    int32_t nr_vmas
+
+cdef struct MMEvent:
+    int32_t kind
+    int32_t mm
+    int64_t vpn
+    int64_t nr
+
+cdef class MMCore:
+    cdef BuddyAllocator buddy
+    cdef Zone *z
+    cdef int64_t nr_frames
+    # per frame
+    cdef uint64_t *content     # the 64-bit value a page holds
+    cdef int32_t *pmapcount    # PTE mappings of this page
+    cdef int32_t *fmap         # at a folio head: all mappings (PTE + PMD) of the folio
+    cdef int32_t *emap         # at a folio head: PMD mappings (entire_mapcount)
+    cdef int32_t *rmap_fam     # anon_vma family of the mapping(s)
+    cdef int64_t *rmap_vpn     # page->index: the virtual page number it is mapped at
+    cdef uint8_t *pflags
+    cdef int32_t *dq_prev
+    cdef int32_t *dq_next
+    cdef int64_t dq_head, dq_tail, dq_len
+    # PTE tables
+    cdef uint64_t *pt
+    cdef int64_t *pt_pfn
+    cdef int32_t *pt_free
+    cdef int64_t pt_cap, pt_nfree, pt_used
+    # processes
+    cdef MMStruct *mms
+    cdef int32_t max_mms
+    cdef int64_t nr_pmds
+    # swap
+    cdef uint64_t *swap_content
+    cdef int32_t *swap_count
+    cdef int32_t *swap_free
+    cdef int64_t swap_cap, swap_nfree
+    # huge zero folio
+    cdef int64_t hzp
+    # policy
+    cdef int thp_enabled, thp_defrag, use_zero_page, shrink_underused, khugepaged_defrag
+    cdef int max_ptes_none, max_ptes_swap, max_ptes_shared
+    cdef int64_t wmark_min
+    # counters
+    cdef int64_t stat[40]
+    # event log
+    cdef MMEvent *ev
+    cdef int64_t ev_len, ev_cap
+    # nogil state machines (_mm.pxi)
+    cdef void _free_mm_arrays(self, MMStruct *mm) noexcept
+    cdef void log(self, int kind, int mmid, int64_t vpn, int64_t nr) noexcept nogil
+    cdef pfn_t alloc_pages(self, int order, int mt, bint may_reclaim) noexcept nogil
+    cdef int64_t alloc_pt(self) noexcept nogil
+    cdef void free_pt(self, int64_t slot) noexcept nogil
+    cdef int64_t swap_alloc(self) noexcept nogil
+    cdef void swap_put(self, int64_t slot) noexcept nogil
+    cdef pfn_t head_of(self, pfn_t pfn) noexcept nogil
+    cdef void new_folio(self, pfn_t head, int order, int32_t fam, int64_t vpn, bint zero=*) noexcept nogil
+    cdef void dq_add(self, pfn_t head) noexcept nogil
+    cdef void dq_del(self, pfn_t head) noexcept nogil
+    cdef void deferred_split_folio(self, pfn_t head, bint partially_mapped) noexcept nogil
+    cdef void free_folio(self, pfn_t head) noexcept nogil
+    cdef void map_pte(self, pfn_t pfn, int32_t fam, int64_t vpn) noexcept nogil
+    cdef void unmap_pte(self, pfn_t pfn) noexcept nogil
+    cdef void unmap_pmd(self, pfn_t head) noexcept nogil
+    cdef uint64_t *pte_ptr(self, MMStruct *mm, int64_t vpn) noexcept nogil
+    cdef int find_vma(self, MMStruct *mm, int64_t vpn) noexcept nogil
+    cdef bint thp_fault_allowed(self, uint32_t vmflags) noexcept nogil
+    cdef bint fault_may_reclaim(self, uint32_t vmflags) noexcept nogil
+    cdef void split_huge_pmd_c(self, int mmid, int64_t pi) noexcept nogil
+    cdef void zap_c(self, int mmid, int64_t s, int64_t e, bint free_tables) noexcept nogil
+    cdef int huge_pmd_anonymous_page(self, int mmid, int64_t pi, uint32_t vmflags, bint write) noexcept nogil
+    cdef void install_thp(self, int mmid, int64_t pi, pfn_t head, int64_t slot, uint32_t vmflags, bint dirty) noexcept nogil
+    cdef bint folio_exclusive(self, int mmid, pfn_t head) noexcept nogil
+    cdef int fault_c(self, int mmid, int64_t vpn, bint write, uint64_t value) noexcept nogil
+    cdef int scan_pmd_c(self, int mmid, int64_t pi, bint is_khugepaged, int64_t *out) noexcept nogil
+    cdef int collapse_huge_page_c(self, int mmid, int64_t pi, uint32_t vmflags, bint is_khugepaged) noexcept nogil
+    cdef void remap_zero(self, pfn_t pfn) noexcept nogil
+    cdef int split_folio_c(self, pfn_t head, int new_order) noexcept nogil
+    cdef bint thp_underused(self, pfn_t head) noexcept nogil
+    cdef int64_t deferred_split_scan_c(self, int64_t nr_to_scan) noexcept nogil
+    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil
+    cdef bint pt_owner_check(self, pfn_t pfn) noexcept

@@ -5,6 +5,8 @@ One extension module; its parts live in include files so that each mechanism can
 read on its own:
 
 * ``_buddy.pxi`` -- the buddy allocator with migratetypes (mm/page_alloc.c).
+* ``_mm.pxi`` -- page tables, rmap, the THP fault, collapse and split paths
+  (mm/memory.c, mm/huge_memory.c, mm/khugepaged.c).
 * ``_tlb.pxi`` -- TLBs, page-walk caches, native / nested / shadow walks.
 
 Policy that a user might want to change arrives as parameters; the Python modules
@@ -12,4 +14,5 @@ Policy that a user might want to change arrives as parameters; the Python module
 """
 
 include "_buddy.pxi"
+include "_mm.pxi"
 include "_tlb.pxi"

@@ -1,0 +1,158 @@
+"""Benchmark the simulated fault path and khugepaged against this machine's kernel.
+
+Prints, in one run:
+
+* simulated first-touch faults per second through the bulk path
+  (``Process.touch_range``: one write per 4 KiB page, in the core without Python per
+  page) with THP off (4 KiB faults) and on (2 MiB faults), and through
+  ``touch_pages`` (an address array);
+* khugepaged: PTEs scanned per second by hpage_collapse_scan_pmd (pages that are never
+  collapsed because none is young, so every pass rescans them) and collapses per second;
+* the real kernel's first-touch rate on this machine: an anonymous mmap with
+  MADV_NOHUGEPAGE or MADV_HUGEPAGE, one byte written per 4 KiB page by numpy (a C
+  loop, so Python does not slow the real side down);
+* the ratios simulated / real.
+
+Usage: python benchmarks/bench_mm.py [--mib 512] [--repeat 3]   (THPBENCH_SCALE scales --mib)
+"""
+import argparse
+import mmap
+import os
+import time
+
+import numpy as np
+
+from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
+
+
+def best(fn, repeat):
+    out = None
+    for _ in range(repeat):
+        r = fn()
+        if out is None or r[0] < out[0]:
+            out = r
+    return out
+
+
+def sim_first_touch(mib, enabled, repeat, bulk="range"):
+    size = mib << 20
+
+    def run():
+        k = Kernel(2 * size + (64 << 20), thp={"enabled": enabled})
+        p = k.spawn()
+        a = p.mmap(size)
+        t = time.perf_counter()
+        if bulk == "range":
+            p.touch_range(a, size)
+        else:
+            p.touch_pages(np.arange(a, a + size, PAGE_SIZE))
+        dt = time.perf_counter() - t
+        st = k.core.stats()
+        faults = st["pgfault"]
+        k.check()
+        return dt, faults
+    dt, faults = best(run, repeat)
+    return {"pages_per_s": size // PAGE_SIZE / dt, "faults_per_s": faults / dt, "faults": faults, "seconds": dt}
+
+
+def real_first_touch(mib, advice, repeat):
+    size = mib << 20
+
+    def run():
+        m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        m.madvise(advice)
+        arr = np.frombuffer(m, dtype=np.uint8)
+        t = time.perf_counter()
+        arr[::PAGE_SIZE] = 1                       # one byte per 4 KiB page
+        dt = time.perf_counter() - t
+        huge = _anon_huge_kb()
+        del arr
+        m.close()
+        return dt, huge
+    dt, huge = best(run, repeat)
+    return {"pages_per_s": size // PAGE_SIZE / dt, "seconds": dt, "AnonHugePages_kB_during": huge}
+
+
+def _anon_huge_kb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def khugepaged_scan_rate(mib, repeat):
+    size = mib << 20
+
+    def run():
+        k = Kernel(size + (128 << 20), thp={"enabled": "madvise", "khugepaged/pages_to_scan": 1 << 20,
+                                            "khugepaged/scan_sleep_millisecs": 10})
+        p = k.spawn()
+        a = p.mmap(size)
+        p.touch_range(a, size)                 # 4 KiB pages (VMA not yet madvised)
+        p.age(a, size)                         # nothing young: SCAN_LACK_REFERENCED_PAGE, never collapsed
+        p.madvise(a, size, "MADV_HUGEPAGE")
+        s0 = k.core.stats()["x_ptes_scanned"]      # (madvise already woke khugepaged once)
+        t = time.perf_counter()
+        for _ in range(5):
+            k.khugepaged_scan_now()
+        dt = time.perf_counter() - t
+        return dt, k.core.stats()["x_ptes_scanned"] - s0
+
+    dt, scanned = best(run, repeat)
+
+    def run_collapse():
+        k = Kernel(2 * size + (128 << 20), thp={"enabled": "madvise", "khugepaged/pages_to_scan": 1 << 20})
+        p = k.spawn()
+        a = p.mmap(size)
+        p.touch_range(a, size)
+        t = time.perf_counter()
+        p.madvise(a, size, "MADV_HUGEPAGE")    # khugepaged wakes on the new mm_slot and collapses
+        k.khugepaged_scan_now()
+        dt = time.perf_counter() - t
+        k.check()
+        return dt, k.pages_collapsed
+
+    dtc, collapsed = best(run_collapse, repeat)
+    return {"ptes_scanned_per_s": scanned / dt, "collapses_per_s": collapsed / dtc, "collapsed": collapsed}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    scale = float(os.environ.get("THPBENCH_SCALE", "1"))
+    ap.add_argument("--mib", type=int, default=int(512 * scale))
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    mib, rep = args.mib, args.repeat
+    print(f"bench_mm: {mib} MiB first touch, best of {rep}; host THP: "
+          f"{open('/sys/kernel/mm/transparent_hugepage/enabled').read().strip()}")
+    s4 = sim_first_touch(mib, "never", rep)
+    s2 = sim_first_touch(mib, "always", rep)
+    sb = sim_first_touch(mib, "never", rep, bulk="pages")
+    r4 = real_first_touch(mib, mmap.MADV_NOHUGEPAGE, rep)
+    r2 = real_first_touch(mib, mmap.MADV_HUGEPAGE, rep)
+    kh = khugepaged_scan_rate(min(mib, 256), rep)
+    rows = [
+        ("simulated 4 KiB first touch (touch_range)", s4["faults_per_s"], "faults/s"),
+        ("simulated 4 KiB first touch (touch_pages)", sb["faults_per_s"], "faults/s"),
+        ("simulated THP first touch (touch_range)", s2["faults_per_s"], "2 MiB faults/s"),
+        ("simulated THP first touch, per 4 KiB page", s2["pages_per_s"], "pages/s"),
+        ("real kernel 4 KiB first touch (MADV_NOHUGEPAGE)", r4["pages_per_s"], "faults/s"),
+        ("real kernel first touch (MADV_HUGEPAGE), per 4 KiB page", r2["pages_per_s"], "pages/s"),
+        ("simulated khugepaged scan", kh["ptes_scanned_per_s"], "PTEs/s"),
+        ("simulated khugepaged collapse", kh["collapses_per_s"], "collapses/s"),
+    ]
+    for name, val, unit in rows:
+        print(f"  {name:<58s} {val:>14,.0f} {unit}")
+    print(f"  real MADV_HUGEPAGE run: system-wide AnonHugePages during the run {r2['AnonHugePages_kB_during']} kB")
+    print(f"ratio simulated / real, 4 KiB first touch: {s4['faults_per_s'] / r4['pages_per_s']:.1f}x "
+          f"(touch_pages: {sb['faults_per_s'] / r4['pages_per_s']:.1f}x)")
+    print(f"ratio simulated / real, THP first touch per page: {s2['pages_per_s'] / r2['pages_per_s']:.1f}x")
+    print(f"real kernel THP vs 4 KiB first touch per page: {r2['pages_per_s'] / r4['pages_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

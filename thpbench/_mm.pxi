@@ -1,0 +1,1738 @@
+# Page tables, reverse map, per-page content and the THP state machines
+# (mm/memory.c, mm/huge_memory.c, mm/khugepaged.c, mm/rmap.c), included by _core.pyx.
+#
+# MMCore holds, for one zone (a BuddyAllocator), every process's page tables, the
+# per-frame struct-page fields the THP code reads (mapcounts, the folio's deferred-split
+# state, the page's content), a swap area and the event log the TLB model consumes.
+# Policy (sysfs tunables, watermarks, khugepaged's scheduling, VMA bookkeeping) lives
+# in thpbench/mm.py and arrives here as plain fields; every method below assumes its
+# arguments were validated there.
+#
+# Simplifications, also stated in Kernel's docstring:
+# * anonymous private memory only; order-0 or PMD-order (9) folios at fault (no mTHP);
+# * refcount == mapcount: no pins, no swap cache (a swapped-in page is a private copy);
+# * "shared" means mapped more than once (page_mapcount() > 1, the pre-6.15 rule);
+# * direct reclaim is shrink_slab() of the deferred-split shrinker only (no LRU
+#   reclaim, no compaction): an order-0 fault below the min watermark with nothing
+#   to shrink is an OOM;
+# * rmap walks visit every mm of a fork family at page->index, so mremap of pages
+#   shared with another mm is refused.
+
+from libc.stdlib cimport malloc, calloc, realloc, free as c_free
+from libc.string cimport memset, memcpy
+
+cdef enum:
+    # vmstat counters (their names: MM_STAT_NAMES, same order)
+    S_THP_FAULT_ALLOC = 0
+    S_THP_FAULT_FALLBACK
+    S_THP_FAULT_FALLBACK_CHARGE
+    S_THP_COLLAPSE_ALLOC
+    S_THP_COLLAPSE_ALLOC_FAILED
+    S_THP_SPLIT_PAGE
+    S_THP_SPLIT_PAGE_FAILED
+    S_THP_DEFERRED_SPLIT_PAGE
+    S_THP_UNDERUSED_SPLIT_PAGE
+    S_THP_SPLIT_PMD
+    S_THP_SCAN_EXCEED_NONE_PTE
+    S_THP_SCAN_EXCEED_SWAP_PTE
+    S_THP_SCAN_EXCEED_SHARE_PTE
+    S_THP_ZERO_PAGE_ALLOC
+    S_THP_ZERO_PAGE_ALLOC_FAILED
+    S_THP_SWPOUT
+    S_THP_SWPOUT_FALLBACK
+    S_PGFAULT
+    S_PGMAJFAULT
+    S_PSWPIN
+    S_PSWPOUT
+    S_OOM_KILL
+    S_NR_ANON_THPS            # gauge: PMD-mapped anon THPs (NR_ANON_THPS)
+    S_NR_ANON_PAGES           # gauge: pages of anon folios
+    S_NR_PAGETABLE            # gauge: PTE-table pages (in use or deposited)
+    # model-internal event counts (cost accounting, benchmarks)
+    S_FAULT_PAGES             # order-0 anon pages allocated by faults (zeroed)
+    S_COW_COPIES
+    S_COLLAPSE_COPIED         # pages copied or cleared by collapse
+    S_PTES_SCANNED            # PTEs examined by hpage_collapse_scan_pmd
+    S_SHRINKER_RUNS
+    S_PGMIGRATE_SUCCESS       # pages migrated (pgmigrate_success)
+    S_THP_MIGRATION_SUCCESS
+    S_NR_STATS
+
+MM_STAT_NAMES = ("thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
+                 "thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_split_page",
+                 "thp_split_page_failed", "thp_deferred_split_page", "thp_underused_split_page",
+                 "thp_split_pmd", "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
+                 "thp_scan_exceed_share_pte", "thp_zero_page_alloc", "thp_zero_page_alloc_failed",
+                 "thp_swpout", "thp_swpout_fallback", "pgfault", "pgmajfault", "pswpin", "pswpout",
+                 "oom_kill", "nr_anon_transparent_hugepages", "nr_anon_pages", "nr_page_table_pages",
+                 "x_fault_pages", "x_cow_copies", "x_collapse_copied", "x_ptes_scanned", "x_shrinker_runs",
+                 "pgmigrate_success", "thp_migration_success")
+
+cdef enum:
+    # fault results
+    F_OK = 0
+    F_SEGV_MAPERR = 1         # no VMA: SIGSEGV / SEGV_MAPERR
+    F_SEGV_ACCERR = 2         # VMA forbids the access: SIGSEGV / SEGV_ACCERR
+    F_OOM = 3                 # VM_FAULT_OOM
+    F_FALLBACK = 4            # internal: VM_FAULT_FALLBACK
+
+cdef enum:
+    # enum scan_result (mm/khugepaged.c), the subset the model can produce
+    SCAN_FAIL = 0
+    SCAN_SUCCEED
+    SCAN_PMD_NULL
+    SCAN_PMD_NONE
+    SCAN_PMD_MAPPED
+    SCAN_EXCEED_NONE_PTE
+    SCAN_EXCEED_SWAP_PTE
+    SCAN_EXCEED_SHARED_PTE
+    SCAN_PAGE_RO
+    SCAN_LACK_REFERENCED_PAGE
+    SCAN_ALLOC_HUGE_PAGE_FAIL
+    SCAN_NR
+
+SCAN_RESULT_NAMES = ("SCAN_FAIL", "SCAN_SUCCEED", "SCAN_PMD_NULL", "SCAN_PMD_NONE", "SCAN_PMD_MAPPED",
+                     "SCAN_EXCEED_NONE_PTE", "SCAN_EXCEED_SWAP_PTE", "SCAN_EXCEED_SHARED_PTE",
+                     "SCAN_PAGE_RO", "SCAN_LACK_REFERENCED_PAGE", "SCAN_ALLOC_HUGE_PAGE_FAIL")
+
+cdef enum:
+    # event kinds of the log the TLB model reads
+    EV_COLLAPSE = 0
+    EV_SPLIT_PMD = 1
+    EV_ZAP = 2                # munmap / MADV_DONTNEED / zero-page remap
+    EV_PROTECT = 3            # mprotect
+    EV_MIGRATE = 4            # mremap / page moves
+    EV_COW = 5
+    EV_SWAPOUT = 6
+    EV_THP_FAULT = 7          # a PMD was installed at fault (no flush needed; informative)
+
+MM_EVENT_NAMES = ("collapse", "split_pmd", "zap", "mprotect", "migrate", "cow", "swapout", "thp_fault")
+
+# enabled: never / madvise / always; defrag: always / defer / defer+madvise / madvise / never
+cdef enum:
+    THP_NEVER = 0
+    THP_MADVISE = 1
+    THP_ALWAYS = 2
+    DEFRAG_ALWAYS = 0
+    DEFRAG_DEFER = 1
+    DEFRAG_DEFER_MADVISE = 2
+    DEFRAG_MADVISE = 3
+    DEFRAG_NEVER = 4
+
+DEF HPAGE_PMD_NR = 512
+DEF HPAGE_PMD_ORDER = 9
+
+
+cdef inline int64_t ent_payload(uint64_t e) noexcept nogil:
+    return <int64_t>(e >> E_SHIFT)
+
+cdef inline uint64_t mk_ent(int64_t payload, uint64_t bits) noexcept nogil:
+    return ((<uint64_t>payload) << E_SHIFT) | bits
+
+
+cdef int zone_take_block(Zone *z, pfn_t pfn, int order) noexcept nogil:
+    """Take the order-``order`` block at pfn out of the free block that contains it
+    (compaction's isolate_freepages_block + split_free_page): the rest of the free
+    block goes back on the free lists.  A new primitive on the buddy Zone, kept here
+    so that _buddy.pxi is unchanged.  0, or -1 if no free block covers it."""
+    cdef pfn_t h, cur, half
+    cdef int o, co, mt
+    if pfn < 0 or pfn >= z.nr_pages or order < 0 or order > z.max_order or (pfn & (((<pfn_t>1) << order) - 1)):
+        return -1
+    h = find_head(z, pfn)
+    if h < 0 or not (z.frame[h].flags & FRAME_BUDDY) or z.frame[h].order < order:
+        return -1
+    o = z.frame[h].order
+    mt = frame_mt(z, h)
+    del_from_free_list(z, h, o, mt)
+    cur = h
+    co = o
+    while co > order:
+        co -= 1
+        half = cur + ((<pfn_t>1) << co)
+        if pfn >= half:
+            add_to_free_list(z, cur, co, mt, False)
+            cur = half
+        else:
+            add_to_free_list(z, half, co, mt, False)
+    z.frame[cur].flags = FRAME_ALLOC | (MIGRATE_MOVABLE << FRAME_MT_SHIFT)
+    z.frame[cur].order = order
+    z.nr_free_pages -= (<pfn_t>1) << order
+    z.nr_alloc += 1
+    return 0
+
+
+cdef class MMCore:
+    """The page-table and THP state machines of one simulated kernel (use thpbench.Kernel)."""
+
+    def __cinit__(self, BuddyAllocator buddy, int max_mms, int64_t nr_pmds, int64_t swap_pages):
+        cdef int64_t n = buddy.z.nr_pages
+        self.buddy = buddy
+        self.z = &buddy.z
+        self.nr_frames = n
+        self.content = <uint64_t *>calloc(n, sizeof(uint64_t))
+        self.pmapcount = <int32_t *>calloc(n, sizeof(int32_t))
+        self.fmap = <int32_t *>calloc(n, sizeof(int32_t))
+        self.emap = <int32_t *>calloc(n, sizeof(int32_t))
+        self.rmap_fam = <int32_t *>calloc(n, sizeof(int32_t))
+        self.rmap_vpn = <int64_t *>calloc(n, sizeof(int64_t))
+        self.pflags = <uint8_t *>calloc(n, sizeof(uint8_t))
+        self.dq_prev = <int32_t *>calloc(n, sizeof(int32_t))
+        self.dq_next = <int32_t *>calloc(n, sizeof(int32_t))
+        self.mms = <MMStruct *>calloc(max_mms, sizeof(MMStruct))
+        self.swap_content = <uint64_t *>calloc(swap_pages + 1, sizeof(uint64_t))
+        self.swap_count = <int32_t *>calloc(swap_pages + 1, sizeof(int32_t))
+        self.swap_free = <int32_t *>calloc(swap_pages + 1, sizeof(int32_t))
+        if (self.content == NULL or self.pmapcount == NULL or self.fmap == NULL or self.emap == NULL
+                or self.rmap_fam == NULL or self.rmap_vpn == NULL or self.pflags == NULL
+                or self.dq_prev == NULL or self.dq_next == NULL or self.mms == NULL
+                or self.swap_content == NULL or self.swap_count == NULL or self.swap_free == NULL):
+            raise MemoryError(f"could not allocate the mm state for {n} frames")
+        self.max_mms = max_mms
+        self.nr_pmds = nr_pmds
+        self.dq_head = -1
+        self.dq_tail = -1
+        self.swap_cap = swap_pages
+        cdef int64_t i
+        # slot 0 is never used so that a swap entry is never 0 (= pte_none)
+        for i in range(swap_pages):
+            self.swap_free[i] = <int32_t>(swap_pages - i)
+        self.swap_nfree = swap_pages
+        self.pt_cap = 0
+        self.hzp = -1
+        self.max_ptes_none = 511
+        self.max_ptes_swap = 64
+        self.max_ptes_shared = 256
+        self.khugepaged_defrag = 1
+        self.thp_enabled = THP_MADVISE
+        self.thp_defrag = DEFRAG_MADVISE
+        self.use_zero_page = 1
+        self.shrink_underused = 1
+
+    def __dealloc__(self):
+        cdef int i
+        if self.mms != NULL:
+            for i in range(self.max_mms):
+                self._free_mm_arrays(&self.mms[i])
+        c_free(self.content); c_free(self.pmapcount); c_free(self.fmap); c_free(self.emap)
+        c_free(self.rmap_fam); c_free(self.rmap_vpn); c_free(self.pflags); c_free(self.dq_prev)
+        c_free(self.dq_next); c_free(self.mms); c_free(self.swap_content); c_free(self.swap_count)
+        c_free(self.swap_free); c_free(self.pt); c_free(self.pt_pfn); c_free(self.pt_free); c_free(self.ev)
+
+    cdef void _free_mm_arrays(self, MMStruct *mm) noexcept:
+        c_free(mm.pmd); c_free(mm.deposit); c_free(mm.vma_start); c_free(mm.vma_end); c_free(mm.vma_flags)
+        mm.pmd = NULL; mm.deposit = NULL; mm.vma_start = NULL; mm.vma_end = NULL; mm.vma_flags = NULL
+        mm.nr_vmas = 0
+
+    def __reduce__(self):
+        raise TypeError("MMCore cannot be pickled")
+
+    # ------------------------------------------------------------------ events
+    cdef void log(self, int kind, int mmid, int64_t vpn, int64_t nr) noexcept nogil:
+        cdef MMEvent *nev
+        cdef int64_t cap
+        if self.ev_len == self.ev_cap:
+            cap = 1024 if self.ev_cap == 0 else 2 * self.ev_cap
+            nev = <MMEvent *>realloc(self.ev, cap * sizeof(MMEvent))
+            if nev == NULL:
+                return      # the log is best effort; the state machines never depend on it
+            self.ev = nev
+            self.ev_cap = cap
+        self.ev[self.ev_len].kind = kind
+        self.ev[self.ev_len].mm = mmid
+        self.ev[self.ev_len].vpn = vpn
+        self.ev[self.ev_len].nr = nr
+        self.ev_len += 1
+
+    def drain_events(self):
+        """The events logged since the last call: (kind, mm, vpn, nr) int64 array [n, 4]."""
+        out = np.empty((self.ev_len, 4), dtype=np.int64)
+        cdef int64_t[:, ::1] v = out
+        cdef int64_t i
+        for i in range(self.ev_len):
+            v[i, 0] = self.ev[i].kind
+            v[i, 1] = self.ev[i].mm
+            v[i, 2] = self.ev[i].vpn
+            v[i, 3] = self.ev[i].nr
+        self.ev_len = 0
+        return out
+
+    # ------------------------------------------------------------------ policy
+    def set_policy(self, int enabled, int defrag, int use_zero_page, int shrink_underused,
+                   int max_ptes_none, int max_ptes_swap, int max_ptes_shared, int khugepaged_defrag,
+                   int64_t wmark_min):
+        self.thp_enabled = enabled
+        self.thp_defrag = defrag
+        self.use_zero_page = use_zero_page
+        self.shrink_underused = shrink_underused
+        self.max_ptes_none = max_ptes_none
+        self.max_ptes_swap = max_ptes_swap
+        self.max_ptes_shared = max_ptes_shared
+        self.khugepaged_defrag = khugepaged_defrag
+        self.wmark_min = wmark_min
+
+    def stats(self):
+        return {MM_STAT_NAMES[i]: self.stat[i] for i in range(S_NR_STATS)}
+
+    @property
+    def deferred_split_queue_len(self):
+        return self.dq_len
+
+    @property
+    def nr_swap_free(self):
+        return self.swap_nfree
+
+    @property
+    def huge_zero_pfn(self):
+        return self.hzp
+
+    # ------------------------------------------------------------------ allocation
+    cdef pfn_t alloc_pages(self, int order, int mt, bint may_reclaim) noexcept nogil:
+        """__alloc_pages: the min watermark (__zone_watermark_ok), then the buddy lists;
+        with __GFP_DIRECT_RECLAIM a failure runs shrink_slab() (the deferred-split
+        shrinker, one folio per step) until the allocation succeeds or the queue is empty."""
+        cdef pfn_t pfn
+        if self.z.nr_free_pages - ((<int64_t>1) << order) + 1 > self.wmark_min:
+            pfn = zone_alloc(self.z, order, mt)
+            if pfn >= 0:
+                return pfn
+        if not may_reclaim:
+            return -1
+        # direct reclaim: shrink one queued folio at a time until the request fits
+        # (reclaim stops once the watermark is met, it does not empty the queue)
+        while self.dq_len > 0:
+            self.deferred_split_scan_c(1)
+            if self.z.nr_free_pages - ((<int64_t>1) << order) + 1 > self.wmark_min:
+                pfn = zone_alloc(self.z, order, mt)
+                if pfn >= 0:
+                    return pfn
+        return -1
+
+    cdef int64_t alloc_pt(self) noexcept nogil:
+        """pte_alloc_one(): a PTE-table page from the buddy (unmovable) and a table slot."""
+        cdef pfn_t pfn = self.alloc_pages(0, MIGRATE_UNMOVABLE, True)
+        cdef int64_t slot, cap, i
+        cdef uint64_t *npt
+        cdef int64_t *npfn
+        cdef int32_t *nfree
+        if pfn < 0:
+            return -1
+        if self.pt_nfree == 0:
+            cap = 256 if self.pt_cap == 0 else 2 * self.pt_cap
+            npt = <uint64_t *>realloc(self.pt, cap * HPAGE_PMD_NR * sizeof(uint64_t))
+            if npt == NULL:
+                zone_free(self.z, pfn, 0)
+                return -1
+            self.pt = npt
+            npfn = <int64_t *>realloc(self.pt_pfn, cap * sizeof(int64_t))
+            if npfn == NULL:
+                zone_free(self.z, pfn, 0)
+                return -1
+            self.pt_pfn = npfn
+            nfree = <int32_t *>realloc(self.pt_free, cap * sizeof(int32_t))
+            if nfree == NULL:
+                zone_free(self.z, pfn, 0)
+                return -1
+            self.pt_free = nfree
+            for i in range(cap - 1, self.pt_cap - 1, -1):
+                self.pt_pfn[i] = -1
+                self.pt_free[self.pt_nfree] = <int32_t>i
+                self.pt_nfree += 1
+            self.pt_cap = cap
+        self.pt_nfree -= 1
+        slot = self.pt_free[self.pt_nfree]
+        memset(&self.pt[slot * HPAGE_PMD_NR], 0, HPAGE_PMD_NR * sizeof(uint64_t))
+        self.pt_pfn[slot] = pfn
+        self.pflags[pfn] = PF_PGTABLE
+        self.pt_used += 1
+        self.stat[S_NR_PAGETABLE] += 1
+        return slot
+
+    cdef void free_pt(self, int64_t slot) noexcept nogil:
+        cdef pfn_t pfn = self.pt_pfn[slot]
+        self.pflags[pfn] = 0
+        zone_free(self.z, pfn, 0)
+        self.pt_pfn[slot] = -1
+        self.pt_free[self.pt_nfree] = <int32_t>slot
+        self.pt_nfree += 1
+        self.pt_used -= 1
+        self.stat[S_NR_PAGETABLE] -= 1
+
+    cdef int64_t swap_alloc(self) noexcept nogil:
+        cdef int64_t slot
+        if self.swap_nfree == 0:
+            return -1
+        self.swap_nfree -= 1
+        slot = self.swap_free[self.swap_nfree]
+        self.swap_count[slot] = 1
+        return slot
+
+    cdef void swap_put(self, int64_t slot) noexcept nogil:
+        # swap_free(): drop one reference to the slot
+        self.swap_count[slot] -= 1
+        if self.swap_count[slot] == 0:
+            self.swap_free[self.swap_nfree] = <int32_t>slot
+            self.swap_nfree += 1
+
+    # ------------------------------------------------------------------ folios
+    cdef pfn_t head_of(self, pfn_t pfn) noexcept nogil:
+        return find_head(self.z, pfn)
+
+    cdef void new_folio(self, pfn_t head, int order, int32_t fam, int64_t vpn, bint zero=True) noexcept nogil:
+        cdef int64_t i, nr = (<int64_t>1) << order
+        for i in range(nr):
+            if zero:
+                self.content[head + i] = 0          # __GFP_ZERO / clear_huge_page
+            self.pmapcount[head + i] = 0
+            self.rmap_fam[head + i] = fam
+            self.rmap_vpn[head + i] = vpn + i
+        self.fmap[head] = 0
+        self.emap[head] = 0
+        self.pflags[head] = PF_ANON
+        self.stat[S_NR_ANON_PAGES] += nr
+
+    cdef void dq_add(self, pfn_t head) noexcept nogil:
+        if self.pflags[head] & PF_DEFERRED:
+            return
+        self.pflags[head] |= PF_DEFERRED
+        self.dq_prev[head] = <int32_t>self.dq_tail
+        self.dq_next[head] = -1
+        if self.dq_tail >= 0:
+            self.dq_next[self.dq_tail] = <int32_t>head
+        else:
+            self.dq_head = head
+        self.dq_tail = head
+        self.dq_len += 1
+
+    cdef void dq_del(self, pfn_t head) noexcept nogil:
+        cdef int32_t p, n
+        if not (self.pflags[head] & PF_DEFERRED):
+            return
+        p = self.dq_prev[head]
+        n = self.dq_next[head]
+        if p >= 0:
+            self.dq_next[p] = n
+        else:
+            self.dq_head = n
+        if n >= 0:
+            self.dq_prev[n] = p
+        else:
+            self.dq_tail = p
+        self.pflags[head] &= ~PF_DEFERRED
+        self.dq_len -= 1
+
+    cdef void deferred_split_folio(self, pfn_t head, bint partially_mapped) noexcept nogil:
+        # mm/huge_memory.c: deferred_split_folio()
+        if self.z.frame[head].order <= 1:
+            return
+        if partially_mapped:
+            if not (self.pflags[head] & PF_PARTIAL):
+                self.pflags[head] |= PF_PARTIAL
+                if self.z.frame[head].order == HPAGE_PMD_ORDER:
+                    self.stat[S_THP_DEFERRED_SPLIT_PAGE] += 1
+        elif not self.shrink_underused:
+            return
+        self.dq_add(head)
+
+    cdef void free_folio(self, pfn_t head) noexcept nogil:
+        cdef int order = self.z.frame[head].order
+        self.dq_del(head)
+        self.pflags[head] = 0
+        self.stat[S_NR_ANON_PAGES] -= (<int64_t>1) << order
+        zone_free(self.z, head, order)
+
+    cdef void map_pte(self, pfn_t pfn, int32_t fam, int64_t vpn) noexcept nogil:
+        cdef pfn_t head = self.head_of(pfn)
+        self.pmapcount[pfn] += 1
+        self.fmap[head] += 1
+        self.rmap_fam[pfn] = fam
+        self.rmap_vpn[pfn] = vpn
+
+    cdef void unmap_pte(self, pfn_t pfn) noexcept nogil:
+        # folio_remove_rmap_pte(): free the folio with its last mapping, queue a
+        # large folio that became partially mapped for deferred split
+        cdef pfn_t head = self.head_of(pfn)
+        self.pmapcount[pfn] -= 1
+        self.fmap[head] -= 1
+        if self.fmap[head] == 0:
+            self.free_folio(head)
+        elif self.z.frame[head].order > 0 and self.pmapcount[pfn] == 0 and self.emap[head] == 0:
+            self.deferred_split_folio(head, True)
+
+    cdef void unmap_pmd(self, pfn_t head) noexcept nogil:
+        # folio_remove_rmap_pmd()
+        cdef int64_t i
+        self.emap[head] -= 1
+        self.fmap[head] -= 1
+        if self.emap[head] == 0:
+            self.stat[S_NR_ANON_THPS] -= 1
+        if self.fmap[head] == 0:
+            self.free_folio(head)
+        elif self.emap[head] == 0:
+            for i in range(HPAGE_PMD_NR):
+                if self.pmapcount[head + i] == 0:
+                    self.deferred_split_folio(head, True)
+                    break
+
+    # ------------------------------------------------------------------ page-table walks
+    cdef uint64_t *pte_ptr(self, MMStruct *mm, int64_t vpn) noexcept nogil:
+        cdef uint64_t pmd = mm.pmd[vpn >> 9]
+        if pmd & E_TABLE:
+            return &self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (vpn & 511)]
+        return NULL
+
+    cdef int find_vma(self, MMStruct *mm, int64_t vpn) noexcept nogil:
+        cdef int lo = 0, hi = mm.nr_vmas - 1, mid
+        while lo <= hi:
+            mid = (lo + hi) >> 1
+            if vpn < mm.vma_start[mid]:
+                hi = mid - 1
+            elif vpn >= mm.vma_end[mid]:
+                lo = mid + 1
+            else:
+                return mid
+        return -1
+
+    def set_vmas(self, int mmid, starts, ends, flags):
+        """Replace mm's VMA list (sorted, non-overlapping [start, end) page numbers)."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t[::1] s = np.ascontiguousarray(starts, dtype=np.int64)
+        cdef int64_t[::1] e = np.ascontiguousarray(ends, dtype=np.int64)
+        cdef uint32_t[::1] f = np.ascontiguousarray(flags, dtype=np.uint32)
+        cdef int n = s.shape[0], i
+        c_free(mm.vma_start); c_free(mm.vma_end); c_free(mm.vma_flags)
+        mm.vma_start = <int64_t *>malloc((n + 1) * sizeof(int64_t))
+        mm.vma_end = <int64_t *>malloc((n + 1) * sizeof(int64_t))
+        mm.vma_flags = <uint32_t *>malloc((n + 1) * sizeof(uint32_t))
+        if mm.vma_start == NULL or mm.vma_end == NULL or mm.vma_flags == NULL:
+            raise MemoryError("VMA arrays")
+        for i in range(n):
+            mm.vma_start[i] = s[i]
+            mm.vma_end[i] = e[i]
+            mm.vma_flags[i] = f[i]
+        mm.nr_vmas = n
+
+    # ------------------------------------------------------------------ processes
+    def mm_create(self, int mmid, int family):
+        cdef MMStruct *mm = &self.mms[mmid]
+        self._free_mm_arrays(mm)
+        memset(mm, 0, sizeof(MMStruct))
+        mm.pmd = <uint64_t *>calloc(self.nr_pmds, sizeof(uint64_t))
+        mm.deposit = <int32_t *>malloc(self.nr_pmds * sizeof(int32_t))
+        if mm.pmd == NULL or mm.deposit == NULL:
+            raise MemoryError("page directory")
+        memset(mm.deposit, 0xff, self.nr_pmds * sizeof(int32_t))
+        mm.nr_pmds = self.nr_pmds
+        mm.family = family
+        mm.alive = 1
+
+    def mm_destroy(self, int mmid):
+        """exit_mmap(): zap and free every page table."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        self.zap_c(mmid, 0, self.nr_pmds * HPAGE_PMD_NR, True)
+        mm.alive = 0
+        self._free_mm_arrays(mm)
+        c_free(mm.pmd); c_free(mm.deposit)
+
+    def rss(self, int mmid):
+        return self.mms[mmid].rss_anon, self.mms[mmid].nr_swap
+
+    # ------------------------------------------------------------------ THP policy
+    cdef bint thp_fault_allowed(self, uint32_t vmflags) noexcept nogil:
+        # __thp_vma_allowable_orders() for a fault: sysfs "enabled" and VM_(NO)HUGEPAGE
+        if vmflags & VM_NOHUGEPAGE:
+            return False
+        if self.thp_enabled == THP_ALWAYS:
+            return True
+        return self.thp_enabled == THP_MADVISE and (vmflags & VM_HUGEPAGE) != 0
+
+    cdef bint fault_may_reclaim(self, uint32_t vmflags) noexcept nogil:
+        # vma_thp_gfp_mask(): does this fault's THP allocation enter direct reclaim?
+        cdef int d = self.thp_defrag
+        if d == DEFRAG_ALWAYS:
+            return True
+        if d == DEFRAG_DEFER_MADVISE or d == DEFRAG_MADVISE:
+            return (vmflags & VM_HUGEPAGE) != 0
+        return False
+
+    # ------------------------------------------------------------------ split_huge_pmd
+    cdef void split_huge_pmd_c(self, int mmid, int64_t pi) noexcept nogil:
+        # __split_huge_pmd_locked(): remap a PMD-mapped folio (or the huge zero
+        # folio) with the deposited PTE table; the folio stays whole
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef uint64_t pmd = mm.pmd[pi]
+        cdef int64_t slot, i
+        cdef uint64_t bits
+        cdef uint64_t *t
+        cdef pfn_t head
+        if not (pmd & E_HUGE):
+            return
+        slot = mm.deposit[pi]
+        mm.deposit[pi] = -1
+        t = &self.pt[slot * HPAGE_PMD_NR]
+        bits = pmd & (E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
+        self.stat[S_THP_SPLIT_PMD] += 1
+        if pmd & E_ZERO:
+            for i in range(HPAGE_PMD_NR):
+                t[i] = E_PRESENT | E_ZERO | (bits & E_YOUNG)
+        else:
+            head = ent_payload(pmd)
+            for i in range(HPAGE_PMD_NR):
+                t[i] = mk_ent(head + i, bits)
+                self.pmapcount[head + i] += 1
+            self.fmap[head] += HPAGE_PMD_NR - 1
+            self.emap[head] -= 1
+            if self.emap[head] == 0:
+                self.stat[S_NR_ANON_THPS] -= 1
+        mm.pmd[pi] = mk_ent(slot, E_TABLE)
+        self.log(EV_SPLIT_PMD, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
+
+    def split_huge_pmd(self, int mmid, int64_t vpn):
+        self.split_huge_pmd_c(mmid, vpn >> 9)
+
+    # ------------------------------------------------------------------ zap (munmap, DONTNEED)
+    cdef void zap_c(self, int mmid, int64_t s, int64_t e, bint free_tables) noexcept nogil:
+        # zap_pte_range() / zap_huge_pmd(); free_pgtables() when free_tables
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t pi, v, a, b, slot
+        cdef uint64_t pmd, ent
+        cdef uint64_t *t
+        cdef pfn_t pfn
+        cdef bint any_left
+        if e <= s:
+            return
+        for pi in range(s >> 9, ((e - 1) >> 9) + 1):
+            pmd = mm.pmd[pi]
+            if pmd == 0:
+                continue
+            a = pi * HPAGE_PMD_NR
+            b = a + HPAGE_PMD_NR
+            if pmd & E_HUGE:
+                if s <= a and b <= e:
+                    mm.pmd[pi] = 0
+                    slot = mm.deposit[pi]
+                    mm.deposit[pi] = -1
+                    self.free_pt(slot)
+                    if not (pmd & E_ZERO):
+                        mm.rss_anon -= HPAGE_PMD_NR
+                        self.unmap_pmd(ent_payload(pmd))
+                    continue
+                self.split_huge_pmd_c(mmid, pi)
+                pmd = mm.pmd[pi]
+            t = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR]
+            for v in range(max(a, s), min(b, e)):
+                ent = t[v - a]
+                if ent == 0:
+                    continue
+                t[v - a] = 0
+                if ent & E_SWAP:
+                    self.swap_put(ent_payload(ent))
+                    mm.nr_swap -= 1
+                elif not (ent & E_ZERO):
+                    mm.rss_anon -= 1
+                    self.unmap_pte(ent_payload(ent))
+            if free_tables:
+                any_left = False
+                for v in range(HPAGE_PMD_NR):
+                    if t[v] != 0:
+                        any_left = True
+                        break
+                if not any_left:
+                    self.free_pt(ent_payload(pmd))
+                    mm.pmd[pi] = 0
+        self.log(EV_ZAP, mmid, s, e - s)
+
+    def zap(self, int mmid, int64_t s, int64_t e, bint free_tables):
+        self.zap_c(mmid, s, e, free_tables)
+
+    # ------------------------------------------------------------------ mprotect
+    def protect(self, int mmid, int64_t s, int64_t e, bint writable):
+        """change_protection(): split partially covered huge PMDs; drop write permission
+        when the new protection has none (gaining it is left to the next write fault)."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t pi, v, a, b
+        cdef uint64_t pmd
+        cdef uint64_t *t
+        for pi in range(s >> 9, ((e - 1) >> 9) + 1):
+            pmd = mm.pmd[pi]
+            if pmd == 0:
+                continue
+            a = pi * HPAGE_PMD_NR
+            b = a + HPAGE_PMD_NR
+            if pmd & E_HUGE:
+                if s <= a and b <= e:
+                    if not writable:
+                        mm.pmd[pi] = pmd & ~(<uint64_t>E_WRITE)
+                    continue
+                self.split_huge_pmd_c(mmid, pi)
+                pmd = mm.pmd[pi]
+            if not writable:
+                t = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR]
+                for v in range(max(a, s), min(b, e)):
+                    t[v - a] &= ~(<uint64_t>E_WRITE)
+        self.log(EV_PROTECT, mmid, s, e - s)
+
+    def clear_young(self, int mmid, int64_t s, int64_t e):
+        """Age a range: clear the accessed bits (what page_referenced() does during reclaim)."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t pi, v, a
+        cdef uint64_t *p
+        for pi in range(s >> 9, ((e - 1) >> 9) + 1):
+            if mm.pmd[pi] & E_HUGE:
+                mm.pmd[pi] &= ~(<uint64_t>E_YOUNG)
+            elif mm.pmd[pi] & E_TABLE:
+                a = pi * HPAGE_PMD_NR
+                for v in range(max(a, s), min(a + HPAGE_PMD_NR, e)):
+                    p = self.pte_ptr(mm, v)
+                    p[0] &= ~(<uint64_t>E_YOUNG)
+
+    # ------------------------------------------------------------------ fault path
+    cdef int huge_pmd_anonymous_page(self, int mmid, int64_t pi, uint32_t vmflags, bint write) noexcept nogil:
+        # do_huge_pmd_anonymous_page()
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t slot
+        cdef pfn_t head
+        if not write and self.use_zero_page:
+            if self.hzp < 0:
+                # get_huge_zero_folio(): allocated on first use, never freed here
+                head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_UNMOVABLE, True)
+                if head < 0:
+                    self.stat[S_THP_ZERO_PAGE_ALLOC_FAILED] += 1
+                else:
+                    self.stat[S_THP_ZERO_PAGE_ALLOC] += 1
+                    self.hzp = head
+                    memset(&self.content[head], 0, HPAGE_PMD_NR * sizeof(uint64_t))
+                    self.pflags[head] = PF_HUGE_ZERO
+            if self.hzp >= 0:
+                slot = self.alloc_pt()
+                if slot < 0:
+                    return F_OOM
+                mm.deposit[pi] = <int32_t>slot
+                mm.pmd[pi] = mk_ent(self.hzp, E_PRESENT | E_HUGE | E_ZERO | E_YOUNG)
+                return F_OK
+        head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.fault_may_reclaim(vmflags))
+        if head < 0:
+            self.stat[S_THP_FAULT_FALLBACK] += 1
+            return F_FALLBACK
+        slot = self.alloc_pt()
+        if slot < 0:
+            zone_free(self.z, head, HPAGE_PMD_ORDER)
+            return F_OOM
+        self.install_thp(mmid, pi, head, slot, vmflags, write)
+        self.stat[S_THP_FAULT_ALLOC] += 1
+        self.log(EV_THP_FAULT, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
+        return F_OK
+
+    cdef void install_thp(self, int mmid, int64_t pi, pfn_t head, int64_t slot, uint32_t vmflags,
+                          bint dirty) noexcept nogil:
+        # map_anon_folio_pmd(): a fresh zeroed folio behind a huge PMD
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef uint64_t bits = E_PRESENT | E_HUGE | E_YOUNG
+        self.new_folio(head, HPAGE_PMD_ORDER, mm.family, pi * HPAGE_PMD_NR)
+        self.emap[head] = 1
+        self.fmap[head] = 1
+        self.stat[S_NR_ANON_THPS] += 1
+        if vmflags & VM_WRITE:
+            bits |= E_WRITE
+        if dirty:
+            bits |= E_DIRTY
+        mm.deposit[pi] = <int32_t>slot
+        mm.pmd[pi] = mk_ent(head, bits)
+        mm.rss_anon += HPAGE_PMD_NR
+        self.deferred_split_folio(head, False)
+
+    cdef bint folio_exclusive(self, int mmid, pfn_t head) noexcept nogil:
+        """Are all mappings of the folio in this mm? (wp_can_reuse_anon_folio)"""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t nr = (<int64_t>1) << self.z.frame[head].order, i, n = 0, vpn
+        cdef uint64_t *p
+        cdef uint64_t pmd
+        if nr == 1:
+            return self.fmap[head] == 1
+        # count this mm's mappings of the folio at the pages' rmap addresses
+        for i in range(nr):
+            if self.pmapcount[head + i] == 0:
+                continue
+            vpn = self.rmap_vpn[head + i]
+            if vpn < 0 or vpn >= mm.nr_pmds * HPAGE_PMD_NR:
+                continue
+            p = self.pte_ptr(mm, vpn)
+            if p != NULL and (p[0] & E_PRESENT) and not (p[0] & E_ZERO) and ent_payload(p[0]) == head + i:
+                n += 1
+        if self.emap[head] > 0:
+            vpn = self.rmap_vpn[head]
+            pmd = mm.pmd[vpn >> 9]
+            if (pmd & E_HUGE) and ent_payload(pmd) == head:
+                n += 1
+        return n == self.fmap[head]
+
+    cdef int fault_c(self, int mmid, int64_t vpn, bint write, uint64_t value) noexcept nogil:
+        # handle_mm_fault() -> __handle_mm_fault() -> create_huge_pmd() / handle_pte_fault()
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int vi, r
+        cdef uint32_t fl
+        cdef int64_t pi = vpn >> 9, slot, first
+        cdef uint64_t pmd, ent
+        cdef uint64_t *p
+        cdef pfn_t pfn, head, npfn
+        vi = self.find_vma(mm, vpn)
+        if vi < 0:
+            return F_SEGV_MAPERR
+        fl = mm.vma_flags[vi]
+        if (write and not (fl & VM_WRITE)) or not (fl & VM_READ):
+            return F_SEGV_ACCERR
+        pmd = mm.pmd[pi]
+        if pmd == 0:
+            first = pi * HPAGE_PMD_NR
+            if (self.thp_fault_allowed(fl) and first >= mm.vma_start[vi]
+                    and first + HPAGE_PMD_NR <= mm.vma_end[vi]):
+                self.stat[S_PGFAULT] += 1
+                r = self.huge_pmd_anonymous_page(mmid, pi, fl, write)
+                if r == F_OOM:
+                    return r
+                pmd = mm.pmd[pi]
+                if pmd != 0:
+                    if write:
+                        self.content[ent_payload(pmd) + (vpn & 511)] = value
+                    return F_OK
+            slot = self.alloc_pt()
+            if slot < 0:
+                return F_OOM
+            mm.pmd[pi] = mk_ent(slot, E_TABLE)
+            pmd = mm.pmd[pi]
+        if pmd & E_HUGE:
+            head = ent_payload(pmd)
+            if not write:
+                mm.pmd[pi] = pmd | E_YOUNG
+                return F_OK
+            if pmd & E_ZERO:
+                # do_huge_zero_wp_pmd(): replace with a fresh THP, else split and CoW a page
+                self.stat[S_PGFAULT] += 1
+                npfn = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.fault_may_reclaim(fl))
+                if npfn >= 0:
+                    slot = mm.deposit[pi]
+                    self.install_thp(mmid, pi, npfn, slot, fl, True)
+                    self.stat[S_THP_FAULT_ALLOC] += 1
+                    self.content[npfn + (vpn & 511)] = value
+                    self.log(EV_COW, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
+                    return F_OK
+                self.stat[S_THP_FAULT_FALLBACK] += 1
+                self.split_huge_pmd_c(mmid, pi)
+            elif pmd & E_WRITE:
+                mm.pmd[pi] = pmd | E_YOUNG | E_DIRTY
+                self.content[head + (vpn & 511)] = value
+                return F_OK
+            else:
+                # do_huge_pmd_wp_page(): reuse an exclusive folio, else split the PMD
+                self.stat[S_PGFAULT] += 1
+                if self.fmap[head] == 1:
+                    mm.pmd[pi] = pmd | E_WRITE | E_YOUNG | E_DIRTY
+                    self.content[head + (vpn & 511)] = value
+                    return F_OK
+                self.split_huge_pmd_c(mmid, pi)
+            pmd = mm.pmd[pi]
+        p = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (vpn & 511)]
+        ent = p[0]
+        if ent == 0:
+            self.stat[S_PGFAULT] += 1
+            if not write:
+                # do_anonymous_page(): a read maps the shared zero page
+                p[0] = E_PRESENT | E_ZERO | E_YOUNG
+                return F_OK
+            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            if pfn < 0:
+                return F_OOM
+            self.new_folio(pfn, 0, mm.family, vpn)
+            self.map_pte(pfn, mm.family, vpn)
+            mm.rss_anon += 1
+            self.stat[S_FAULT_PAGES] += 1
+            p[0] = mk_ent(pfn, E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
+            self.content[pfn] = value
+            return F_OK
+        if ent & E_SWAP:
+            # do_swap_page(): read the slot into a private page
+            self.stat[S_PGFAULT] += 1
+            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            if pfn < 0:
+                return F_OOM
+            self.stat[S_PGMAJFAULT] += 1
+            self.stat[S_PSWPIN] += 1
+            self.new_folio(pfn, 0, mm.family, vpn)
+            self.content[pfn] = self.swap_content[ent_payload(ent)]
+            self.swap_put(ent_payload(ent))
+            mm.nr_swap -= 1
+            self.map_pte(pfn, mm.family, vpn)
+            mm.rss_anon += 1
+            # a read swap-in maps the page read-only; a write fault maps it writable
+            # (the page is exclusive: no swap cache is modelled)
+            ent = mk_ent(pfn, E_PRESENT | E_YOUNG | (E_WRITE | E_DIRTY if write else 0))
+            p[0] = ent
+            if not write:
+                return F_OK
+        if ent & E_ZERO:
+            if not write:
+                p[0] = ent | E_YOUNG
+                return F_OK
+            # wp_page_copy() from the zero page
+            self.stat[S_PGFAULT] += 1
+            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            if pfn < 0:
+                return F_OOM
+            self.new_folio(pfn, 0, mm.family, vpn)
+            self.map_pte(pfn, mm.family, vpn)
+            mm.rss_anon += 1
+            self.stat[S_FAULT_PAGES] += 1
+            p[0] = mk_ent(pfn, E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
+            self.content[pfn] = value
+            self.log(EV_COW, mmid, vpn, 1)
+            return F_OK
+        pfn = ent_payload(ent)
+        if not write:
+            p[0] = ent | E_YOUNG
+            return F_OK
+        if not (ent & E_WRITE):
+            # do_wp_page(): reuse an exclusive page, else copy it
+            self.stat[S_PGFAULT] += 1
+            head = self.head_of(pfn)
+            if self.pmapcount[pfn] == 1 and self.folio_exclusive(mmid, head):
+                p[0] = ent | E_WRITE | E_YOUNG | E_DIRTY
+                self.content[pfn] = value
+                return F_OK
+            npfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            if npfn < 0:
+                return F_OOM
+            self.new_folio(npfn, 0, mm.family, vpn)
+            self.content[npfn] = self.content[pfn]
+            self.map_pte(npfn, mm.family, vpn)
+            p[0] = mk_ent(npfn, E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
+            self.unmap_pte(pfn)
+            self.stat[S_COW_COPIES] += 1
+            self.content[npfn] = value
+            self.log(EV_COW, mmid, vpn, 1)
+            return F_OK
+        p[0] = ent | E_YOUNG | E_DIRTY
+        self.content[pfn] = value
+        return F_OK
+
+    def touch(self, int mmid, const int64_t[::1] vpns, bint write, values, bint default_value):
+        """Fault in / access each page of ``vpns`` in order.  Returns (done, status):
+        the number of pages handled and the fault result of the one that stopped
+        the loop (F_OK when all were done).  A write stores values[i] (or the page's
+        virtual address when default_value) in the page."""
+        cdef Py_ssize_t i, n = vpns.shape[0]
+        cdef const uint64_t[::1] vals
+        cdef int r = F_OK
+        cdef uint64_t val
+        if not default_value:
+            vals = values
+        with nogil:
+            for i in range(n):
+                val = (<uint64_t>vpns[i]) << 12 if default_value else vals[i]
+                r = self.fault_c(mmid, vpns[i], write, val)
+                if r != F_OK:
+                    break
+        if r != F_OK:
+            if r == F_OOM:
+                self.stat[S_OOM_KILL] += 1
+            return i, r
+        return n, F_OK
+
+    def touch_range(self, int mmid, int64_t s, int64_t e, bint write, int64_t stride):
+        """touch() of every stride-th page of [s, e), writing each page's address."""
+        cdef int64_t v = s, done = 0
+        cdef int r = F_OK
+        with nogil:
+            while v < e:
+                r = self.fault_c(mmid, v, write, (<uint64_t>v) << 12)
+                if r != F_OK:
+                    break
+                done += 1
+                v += stride
+        if r == F_OOM:
+            self.stat[S_OOM_KILL] += 1
+        return done, r
+
+    def peek(self, int mmid, const int64_t[::1] vpns):
+        """What each page holds, read through the page tables without faulting:
+        (values uint64, kinds int8: 0 none, 1 page, 2 zero page, 3 swapped, 4 PMD THP, 5 huge zero)."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef Py_ssize_t i, n = vpns.shape[0]
+        vals = np.zeros(n, dtype=np.uint64)
+        kinds = np.zeros(n, dtype=np.int8)
+        cdef uint64_t[::1] vv = vals
+        cdef int8_t[::1] kv = kinds
+        cdef uint64_t pmd, ent
+        cdef int64_t vpn
+        for i in range(n):
+            vpn = vpns[i]
+            pmd = mm.pmd[vpn >> 9]
+            if pmd & E_HUGE:
+                if pmd & E_ZERO:
+                    kv[i] = 5
+                else:
+                    kv[i] = 4
+                    vv[i] = self.content[ent_payload(pmd) + (vpn & 511)]
+            elif pmd & E_TABLE:
+                ent = self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (vpn & 511)]
+                if ent == 0:
+                    kv[i] = 0
+                elif ent & E_SWAP:
+                    kv[i] = 3
+                    vv[i] = self.swap_content[ent_payload(ent)]
+                elif ent & E_ZERO:
+                    kv[i] = 2
+                else:
+                    kv[i] = 1
+                    vv[i] = self.content[ent_payload(ent)]
+        return vals, kinds
+
+    def entries(self, int mmid, int64_t s, int64_t e):
+        """Raw page-table state of [s, e): (pte entries uint64 [n], pmd entries uint64 per page)."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t v
+        out = np.zeros(e - s, dtype=np.uint64)
+        pmds = np.zeros(e - s, dtype=np.uint64)
+        cdef uint64_t[::1] o = out
+        cdef uint64_t[::1] pm = pmds
+        cdef uint64_t *p
+        for v in range(s, e):
+            pm[v - s] = mm.pmd[v >> 9]
+            p = self.pte_ptr(mm, v)
+            if p != NULL:
+                o[v - s] = p[0]
+        return out, pmds
+
+    def pmd_kinds(self, int mmid, int64_t pi_start, int64_t pi_end):
+        """Per PMD of [pi_start, pi_end): 0 none, 1 PTE table, 2 huge THP, 3 huge zero."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        out = np.zeros(pi_end - pi_start, dtype=np.int8)
+        cdef int8_t[::1] o = out
+        cdef int64_t pi
+        cdef uint64_t pmd
+        for pi in range(pi_start, pi_end):
+            pmd = mm.pmd[pi]
+            if pmd & E_HUGE:
+                o[pi - pi_start] = 3 if pmd & E_ZERO else 2
+            elif pmd & E_TABLE:
+                o[pi - pi_start] = 1
+        return out
+
+    def frame_info(self, const int64_t[::1] vpns, int mmid):
+        """Per page: pfn (-1 unmapped) and the order of the folio it belongs to (-1)."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef Py_ssize_t i, n = vpns.shape[0]
+        pfns = np.full(n, -1, dtype=np.int64)
+        orders = np.full(n, -1, dtype=np.int8)
+        cdef int64_t[::1] pv = pfns
+        cdef int8_t[::1] ov = orders
+        cdef uint64_t pmd, ent
+        cdef pfn_t pfn
+        for i in range(n):
+            pmd = mm.pmd[vpns[i] >> 9]
+            pfn = -1
+            if (pmd & E_HUGE) and not (pmd & E_ZERO):
+                pfn = ent_payload(pmd) + (vpns[i] & 511)
+            elif pmd & E_TABLE:
+                ent = self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (vpns[i] & 511)]
+                if (ent & E_PRESENT) and not (ent & E_ZERO):
+                    pfn = ent_payload(ent)
+            if pfn >= 0:
+                pv[i] = pfn
+                ov[i] = self.z.frame[self.head_of(pfn)].order
+        return pfns, orders
+
+    # ------------------------------------------------------------------ fork
+    def fork(self, int parent, int child):
+        """copy_page_range(): share every anon page copy-on-write (both sides lose write
+        permission; the child's entries start old).  Returns False on OOM (page tables)."""
+        cdef MMStruct *pm = &self.mms[parent]
+        cdef MMStruct *cm = &self.mms[child]
+        cdef int64_t pi, i, slot, cslot
+        cdef uint64_t pmd, ent
+        cdef uint64_t *pt_
+        cdef uint64_t *ct
+        cdef pfn_t pfn, head
+        for pi in range(pm.nr_pmds):
+            pmd = pm.pmd[pi]
+            if pmd == 0:
+                continue
+            cslot = self.alloc_pt()
+            if cslot < 0:
+                return False
+            if pmd & E_HUGE:
+                # copy_huge_pmd()
+                cm.deposit[pi] = <int32_t>cslot
+                if not (pmd & E_ZERO):
+                    head = ent_payload(pmd)
+                    pmd &= ~(<uint64_t>E_WRITE)
+                    pm.pmd[pi] = pmd
+                    self.emap[head] += 1
+                    self.fmap[head] += 1
+                    cm.rss_anon += HPAGE_PMD_NR
+                cm.pmd[pi] = pmd & ~(<uint64_t>E_YOUNG)
+                continue
+            slot = ent_payload(pmd)
+            cm.pmd[pi] = mk_ent(cslot, E_TABLE)
+            pt_ = &self.pt[slot * HPAGE_PMD_NR]
+            ct = &self.pt[cslot * HPAGE_PMD_NR]
+            for i in range(HPAGE_PMD_NR):
+                ent = pt_[i]
+                if ent == 0:
+                    continue
+                if ent & E_SWAP:
+                    self.swap_count[ent_payload(ent)] += 1
+                    cm.nr_swap += 1
+                    ct[i] = ent
+                elif ent & E_ZERO:
+                    ct[i] = ent & ~(<uint64_t>E_YOUNG)
+                else:
+                    pfn = ent_payload(ent)
+                    ent &= ~(<uint64_t>E_WRITE)
+                    pt_[i] = ent
+                    ct[i] = ent & ~(<uint64_t>E_YOUNG)
+                    self.pmapcount[pfn] += 1
+                    self.fmap[self.head_of(pfn)] += 1
+                    cm.rss_anon += 1
+        self.log(EV_PROTECT, parent, 0, pm.nr_pmds * HPAGE_PMD_NR)
+        return True
+
+    # ------------------------------------------------------------------ swap out
+    def pageout(self, int mmid, int64_t s, int64_t e):
+        """MADV_PAGEOUT: write the range's exclusive anon pages to swap.  A THP in the
+        range is split first (no THP swap-out: thp_swpout_fallback).  Returns pages
+        swapped out."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t pi, v, a, slot, done = 0
+        cdef uint64_t pmd, ent
+        cdef uint64_t *p
+        cdef pfn_t pfn, head
+        for pi in range(s >> 9, ((e - 1) >> 9) + 1):
+            pmd = mm.pmd[pi]
+            if pmd == 0 or (pmd & E_ZERO):
+                continue
+            a = pi * HPAGE_PMD_NR
+            if pmd & E_HUGE:
+                head = ent_payload(pmd)
+                if self.fmap[head] != 1:
+                    continue        # folio_maybe_mapped_shared(): skipped
+                if s <= a and a + HPAGE_PMD_NR <= e:
+                    self.stat[S_THP_SWPOUT_FALLBACK] += 1
+                self.split_huge_pmd_c(mmid, pi)
+                self.split_folio_c(head, 0)
+            for v in range(max(a, s), min(a + HPAGE_PMD_NR, e)):
+                p = self.pte_ptr(mm, v)
+                if p == NULL:
+                    break
+                ent = p[0]
+                if not (ent & E_PRESENT) or (ent & E_ZERO):
+                    continue
+                pfn = ent_payload(ent)
+                head = self.head_of(pfn)
+                if self.z.frame[head].order > 0:
+                    if not self.folio_exclusive(mmid, head):
+                        continue
+                    self.split_folio_c(head, 0)
+                    ent = p[0]
+                    if not (ent & E_PRESENT) or (ent & E_ZERO):
+                        continue
+                    pfn = ent_payload(ent)
+                if self.pmapcount[pfn] != 1:
+                    continue
+                slot = self.swap_alloc()
+                if slot < 0:
+                    return done
+                self.swap_content[slot] = self.content[pfn]
+                p[0] = mk_ent(slot, E_SWAP)
+                self.unmap_pte(pfn)
+                mm.rss_anon -= 1
+                mm.nr_swap += 1
+                self.stat[S_PSWPOUT] += 1
+                done += 1
+        self.log(EV_SWAPOUT, mmid, s, e - s)
+        return done
+
+    # ------------------------------------------------------------------ mremap
+    def move(self, int mmid, int64_t src, int64_t dst, int64_t n):
+        """move_page_tables(): move the entries of [src, src+n) to [dst, dst+n) (dst
+        already unmapped).  Whole aligned PMDs move as PMDs (move_huge_pmd); other
+        huge PMDs are split.  Returns 0, -1 if a page is shared with another mapping
+        (not modelled), -2 on OOM."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t i, v, w, pi, slot
+        cdef uint64_t pmd, ent
+        cdef uint64_t *p
+        cdef uint64_t *q
+        cdef pfn_t pfn, head
+        # refuse pages mapped elsewhere first, so that a refusal changes nothing
+        for v in range(src, src + n):
+            pmd = mm.pmd[v >> 9]
+            if (pmd & E_HUGE) and not (pmd & E_ZERO):
+                if self.fmap[ent_payload(pmd)] != 1:
+                    return -1
+            elif pmd & E_TABLE:
+                ent = self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (v & 511)]
+                if (ent & E_PRESENT) and not (ent & E_ZERO) and self.pmapcount[ent_payload(ent)] + self.emap[self.head_of(ent_payload(ent))] != 1:
+                    return -1
+                if (ent & E_SWAP) and self.swap_count[ent_payload(ent)] != 1:
+                    return -1
+        i = 0
+        while i < n:
+            v = src + i
+            w = dst + i
+            pmd = mm.pmd[v >> 9]
+            if pmd & E_HUGE:
+                if (v & 511) == 0 and (w & 511) == 0 and n - i >= HPAGE_PMD_NR and mm.pmd[w >> 9] == 0:
+                    mm.pmd[w >> 9] = pmd
+                    mm.deposit[w >> 9] = mm.deposit[v >> 9]
+                    mm.pmd[v >> 9] = 0
+                    mm.deposit[v >> 9] = -1
+                    if not (pmd & E_ZERO):
+                        head = ent_payload(pmd)
+                        for pi in range(HPAGE_PMD_NR):
+                            self.rmap_vpn[head + pi] = w + pi
+                    i += HPAGE_PMD_NR
+                    continue
+                self.split_huge_pmd_c(mmid, v >> 9)
+                pmd = mm.pmd[v >> 9]
+            if pmd == 0:
+                i += 1
+                continue
+            p = self.pte_ptr(mm, v)
+            ent = p[0]
+            if ent != 0:
+                if mm.pmd[w >> 9] == 0:
+                    slot = self.alloc_pt()
+                    if slot < 0:
+                        return -2
+                    mm.pmd[w >> 9] = mk_ent(slot, E_TABLE)
+                elif mm.pmd[w >> 9] & E_HUGE:
+                    self.split_huge_pmd_c(mmid, w >> 9)
+                q = self.pte_ptr(mm, w)
+                q[0] = ent
+                p[0] = 0
+                if (ent & E_PRESENT) and not (ent & E_ZERO):
+                    self.rmap_vpn[ent_payload(ent)] = w
+            i += 1
+        self.log(EV_MIGRATE, mmid, src, n)
+        return 0
+
+    # ------------------------------------------------------------------ khugepaged
+    cdef int scan_pmd_c(self, int mmid, int64_t pi, bint is_khugepaged, int64_t *out) noexcept nogil:
+        # hpage_collapse_scan_pmd(): out = [none_or_zero, unmapped, shared, referenced, writable]
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef uint64_t pmd = mm.pmd[pi], ent
+        cdef uint64_t *t
+        cdef int64_t i, none_or_zero = 0, unmapped = 0, shared = 0, referenced = 0
+        cdef bint writable = False
+        cdef pfn_t pfn
+        cdef int result = SCAN_SUCCEED
+        if pmd == 0:
+            return SCAN_PMD_NONE
+        if pmd & E_HUGE:
+            return SCAN_PMD_MAPPED
+        t = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR]
+        for i in range(HPAGE_PMD_NR):
+            self.stat[S_PTES_SCANNED] += 1
+            ent = t[i]
+            if ent & E_SWAP:
+                unmapped += 1
+                if not is_khugepaged or unmapped <= self.max_ptes_swap:
+                    continue
+                self.stat[S_THP_SCAN_EXCEED_SWAP_PTE] += 1
+                result = SCAN_EXCEED_SWAP_PTE
+                break
+            if ent == 0 or (ent & E_ZERO):
+                none_or_zero += 1
+                if none_or_zero <= self.max_ptes_none or not is_khugepaged:
+                    continue
+                self.stat[S_THP_SCAN_EXCEED_NONE_PTE] += 1
+                result = SCAN_EXCEED_NONE_PTE
+                break
+            if ent & E_WRITE:
+                writable = True
+            pfn = ent_payload(ent)
+            if self.pmapcount[pfn] + self.emap[self.head_of(pfn)] > 1:
+                shared += 1
+                if is_khugepaged and shared > self.max_ptes_shared:
+                    self.stat[S_THP_SCAN_EXCEED_SHARE_PTE] += 1
+                    result = SCAN_EXCEED_SHARED_PTE
+                    break
+            if is_khugepaged and (ent & E_YOUNG):
+                referenced += 1
+        if result == SCAN_SUCCEED:
+            if not writable:
+                result = SCAN_PAGE_RO
+            elif is_khugepaged and (referenced == 0 or (unmapped > 0 and referenced < HPAGE_PMD_NR // 2)):
+                result = SCAN_LACK_REFERENCED_PAGE
+        if out != NULL:
+            out[0] = none_or_zero
+            out[1] = unmapped
+            out[2] = shared
+            out[3] = referenced
+            out[4] = writable
+        return result
+
+    def scan_pmd(self, int mmid, int64_t vpn, bint is_khugepaged):
+        """hpage_collapse_scan_pmd() alone: (result, none_or_zero, unmapped, shared, referenced, writable)."""
+        cdef int64_t out[5]
+        memset(out, 0, sizeof(out))
+        cdef int r = self.scan_pmd_c(mmid, vpn >> 9, is_khugepaged, out)
+        return r, out[0], out[1], out[2], out[3], bool(out[4])
+
+    cdef int collapse_huge_page_c(self, int mmid, int64_t pi, uint32_t vmflags, bint is_khugepaged) noexcept nogil:
+        # collapse_huge_page(): allocate, swap in, copy, free the originals, set the PMD
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef pfn_t head, pfn
+        cdef int64_t i, slot, nr_present = 0
+        cdef uint64_t ent
+        cdef uint64_t *t
+        cdef uint64_t bits
+        head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE,
+                                self.khugepaged_defrag != 0 if is_khugepaged else True)
+        if head < 0:
+            self.stat[S_THP_COLLAPSE_ALLOC_FAILED] += 1
+            return SCAN_ALLOC_HUGE_PAGE_FAIL
+        self.stat[S_THP_COLLAPSE_ALLOC] += 1
+        slot = ent_payload(mm.pmd[pi])
+        t = &self.pt[slot * HPAGE_PMD_NR]
+        # __collapse_huge_page_swapin(): fault the swapped pages back in
+        for i in range(HPAGE_PMD_NR):
+            if t[i] & E_SWAP:
+                if self.fault_c(mmid, pi * HPAGE_PMD_NR + i, False, 0) != F_OK:
+                    zone_free(self.z, head, HPAGE_PMD_ORDER)
+                    return SCAN_FAIL
+        # __collapse_huge_page_copy(): copy the present pages, clear the rest
+        for i in range(HPAGE_PMD_NR):
+            ent = t[i]
+            if (ent & E_PRESENT) and not (ent & E_ZERO):
+                self.content[head + i] = self.content[ent_payload(ent)]
+            else:
+                self.content[head + i] = 0
+        self.stat[S_COLLAPSE_COPIED] += HPAGE_PMD_NR
+        # ... and release the originals (__collapse_huge_page_copy_succeeded)
+        for i in range(HPAGE_PMD_NR):
+            ent = t[i]
+            t[i] = 0
+            if (ent & E_PRESENT) and not (ent & E_ZERO):
+                nr_present += 1
+                self.unmap_pte(ent_payload(ent))
+        mm.rss_anon -= nr_present
+        # the emptied PTE table becomes the deposit of the new huge PMD
+        bits = E_PRESENT | E_HUGE | E_YOUNG | E_DIRTY
+        mm.pmd[pi] = 0
+        self.new_folio(head, HPAGE_PMD_ORDER, mm.family, pi * HPAGE_PMD_NR, False)
+        self.emap[head] = 1
+        self.fmap[head] = 1
+        self.stat[S_NR_ANON_THPS] += 1
+        mm.deposit[pi] = <int32_t>slot
+        mm.pmd[pi] = mk_ent(head, bits | (E_WRITE if vmflags & VM_WRITE else 0))
+        mm.rss_anon += HPAGE_PMD_NR
+        self.deferred_split_folio(head, False)
+        self.log(EV_COLLAPSE, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
+        return SCAN_SUCCEED
+
+    def collapse(self, int mmid, int64_t vpn, uint32_t vmflags, bint is_khugepaged):
+        """Scan the PMD at vpn and collapse it if the scan allows; returns the scan_result."""
+        cdef int64_t pi = vpn >> 9
+        cdef int r = self.scan_pmd_c(mmid, pi, is_khugepaged, NULL)
+        if r != SCAN_SUCCEED:
+            return r
+        return self.collapse_huge_page_c(mmid, pi, vmflags, is_khugepaged)
+
+    # ------------------------------------------------------------------ splitting folios
+    cdef void remap_zero(self, pfn_t pfn) noexcept nogil:
+        # try_to_map_unused_to_zeropage(): a zero-filled subpage becomes a zero-page PTE
+        cdef int32_t fam = self.rmap_fam[pfn]
+        cdef int64_t vpn = self.rmap_vpn[pfn]
+        cdef int m
+        cdef MMStruct *mm
+        cdef uint64_t *p
+        for m in range(self.max_mms):
+            mm = &self.mms[m]
+            if not mm.alive or mm.family != fam or vpn < 0 or vpn >= mm.nr_pmds * HPAGE_PMD_NR:
+                continue
+            p = self.pte_ptr(mm, vpn)
+            if p == NULL or not (p[0] & E_PRESENT) or (p[0] & E_ZERO) or ent_payload(p[0]) != pfn:
+                continue
+            p[0] = E_PRESENT | E_ZERO | (p[0] & E_YOUNG)
+            mm.rss_anon -= 1
+            self.log(EV_ZAP, m, vpn, 1)
+            self.unmap_pte(pfn)
+            if self.pflags[pfn] == 0:
+                return      # freed with its last mapping
+
+    cdef int split_folio_c(self, pfn_t head, int new_order) noexcept nogil:
+        # __folio_split(): unmap the PMD mappings (split_huge_pmd via the rmap), break
+        # the folio into order-new_order folios, free the unmapped ones, remap
+        # zero-filled order-0 subpages to the zero page.  0, or -errno.
+        cdef int order = self.z.frame[head].order
+        cdef int64_t nr, step, h, j, f, pi, vpn
+        cdef int m
+        cdef int32_t fam
+        cdef uint8_t fl
+        cdef MMStruct *mm
+        if not (self.pflags[head] & PF_ANON) or order == 0 or new_order >= order or new_order == 1 or new_order < 0:
+            return -22
+        nr = (<int64_t>1) << order
+        if self.emap[head] > 0:
+            fam = self.rmap_fam[head]
+            vpn = self.rmap_vpn[head]
+            pi = vpn >> 9
+            for m in range(self.max_mms):
+                mm = &self.mms[m]
+                if mm.alive and mm.family == fam and 0 <= pi < mm.nr_pmds:
+                    if (mm.pmd[pi] & E_HUGE) and not (mm.pmd[pi] & E_ZERO) and ent_payload(mm.pmd[pi]) == head:
+                        self.split_huge_pmd_c(m, pi)
+            if self.emap[head] != 0:
+                if order == HPAGE_PMD_ORDER:
+                    self.stat[S_THP_SPLIT_PAGE_FAILED] += 1
+                return -11
+        self.dq_del(head)
+        fl = self.z.frame[head].flags
+        step = (<int64_t>1) << new_order
+        h = head
+        while h < head + nr:
+            self.z.frame[h].flags = fl
+            self.z.frame[h].order = new_order
+            f = 0
+            for j in range(h, h + step):
+                f += self.pmapcount[j]
+            self.fmap[h] = <int32_t>f
+            self.emap[h] = 0
+            self.pflags[h] = PF_ANON
+            h += step
+        self.z.nr_alloc += nr // step - 1
+        h = head
+        while h < head + nr:
+            if self.fmap[h] == 0:
+                self.free_folio(h)
+            elif new_order == 0 and self.content[h] == 0:
+                self.remap_zero(h)
+            h += step
+        if order == HPAGE_PMD_ORDER:
+            self.stat[S_THP_SPLIT_PAGE] += 1
+        return 0
+
+    def split_folio(self, int64_t pfn, int new_order):
+        return self.split_folio_c(self.head_of(pfn), new_order)
+
+    def split_range(self, int mmid, int64_t s, int64_t e, int new_order):
+        """debugfs split_huge_pages "<pid>,<start>,<end>,<order>": split every anon large
+        folio mapped in [s, e) to new_order; returns the number split."""
+        cdef MMStruct *mm = &self.mms[mmid]
+        cdef int64_t v, nsplit = 0
+        cdef uint64_t pmd, ent
+        cdef pfn_t pfn, head
+        for v in range(s, e):
+            pmd = mm.pmd[v >> 9]
+            pfn = -1
+            if (pmd & E_HUGE) and not (pmd & E_ZERO):
+                pfn = ent_payload(pmd) + (v & 511)
+            elif pmd & E_TABLE:
+                ent = self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (v & 511)]
+                if (ent & E_PRESENT) and not (ent & E_ZERO):
+                    pfn = ent_payload(ent)
+            if pfn < 0:
+                continue
+            head = self.head_of(pfn)
+            if self.z.frame[head].order <= new_order or not (self.pflags[head] & PF_ANON):
+                continue
+            if self.split_folio_c(head, new_order) == 0:
+                nsplit += 1
+        return nsplit
+
+    cdef bint thp_underused(self, pfn_t head) noexcept nogil:
+        # thp_underused(): more zero-filled subpages than max_ptes_none
+        cdef int64_t i, nz = 0, filled = 0
+        if self.max_ptes_none == HPAGE_PMD_NR - 1:
+            return False
+        for i in range(HPAGE_PMD_NR):
+            if self.content[head + i] == 0:
+                nz += 1
+                if nz > self.max_ptes_none:
+                    return True
+            else:
+                filled += 1
+                if filled >= HPAGE_PMD_NR - self.max_ptes_none:
+                    return False
+        return False
+
+    cdef int64_t deferred_split_scan_c(self, int64_t nr_to_scan) noexcept nogil:
+        # deferred_split_scan(): split partially mapped folios, and underused ones;
+        # a fully mapped folio that is not underused leaves the queue
+        cdef int64_t cur = self.dq_head, nxt, scanned = 0, nsplit = 0
+        cdef bint underused, partial
+        self.stat[S_SHRINKER_RUNS] += 1
+        while cur >= 0 and scanned < nr_to_scan:
+            nxt = self.dq_next[cur]
+            scanned += 1
+            partial = (self.pflags[cur] & PF_PARTIAL) != 0
+            underused = False
+            if not partial:
+                underused = self.z.frame[cur].order == HPAGE_PMD_ORDER and self.thp_underused(cur)
+                if not underused:
+                    self.dq_del(cur)
+                    cur = nxt
+                    continue
+            if self.split_folio_c(cur, 0) == 0:
+                nsplit += 1
+                if underused:
+                    self.stat[S_THP_UNDERUSED_SPLIT_PAGE] += 1
+            elif not partial:
+                self.dq_del(cur)
+            cur = nxt
+        return nsplit
+
+    def deferred_split_scan(self, int64_t nr_to_scan):
+        return self.deferred_split_scan_c(nr_to_scan)
+
+    # ------------------------------------------------------------------ migration
+    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil:
+        # migrate_folio() + remove_migration_ptes(): move an anon folio to the
+        # allocated, unowned block at dst (same order); every mapping follows via the rmap
+        cdef int order = self.z.frame[src].order
+        cdef int64_t nr = (<int64_t>1) << order, i, vpn, pi
+        cdef int m
+        cdef MMStruct *mm
+        cdef uint64_t *p
+        cdef int32_t fam = self.rmap_fam[src]
+        cdef bint queued = (self.pflags[src] & PF_DEFERRED) != 0
+        for i in range(nr):
+            self.content[dst + i] = self.content[src + i]
+            self.pmapcount[dst + i] = self.pmapcount[src + i]
+            self.rmap_fam[dst + i] = self.rmap_fam[src + i]
+            self.rmap_vpn[dst + i] = self.rmap_vpn[src + i]
+        self.fmap[dst] = self.fmap[src]
+        self.emap[dst] = self.emap[src]
+        self.dq_del(src)
+        self.pflags[dst] = self.pflags[src] & ~(<uint8_t>PF_DEFERRED)
+        if queued:
+            self.dq_add(dst)
+        for m in range(self.max_mms):
+            mm = &self.mms[m]
+            if not mm.alive or mm.family != fam:
+                continue
+            if self.emap[src] > 0:
+                pi = self.rmap_vpn[src] >> 9
+                if 0 <= pi < mm.nr_pmds and (mm.pmd[pi] & E_HUGE) and not (mm.pmd[pi] & E_ZERO) \
+                        and ent_payload(mm.pmd[pi]) == src:
+                    mm.pmd[pi] = mk_ent(dst, mm.pmd[pi] & 0xff)
+                    self.log(EV_MIGRATE, m, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
+            for i in range(nr):
+                if self.pmapcount[src + i] == 0:
+                    continue
+                vpn = self.rmap_vpn[src + i]
+                if vpn < 0 or vpn >= mm.nr_pmds * HPAGE_PMD_NR:
+                    continue
+                p = self.pte_ptr(mm, vpn)
+                if p != NULL and (p[0] & E_PRESENT) and not (p[0] & E_ZERO) and ent_payload(p[0]) == src + i:
+                    p[0] = mk_ent(dst + i, p[0] & 0xff)
+                    self.log(EV_MIGRATE, m, vpn, 1)
+        for i in range(nr):
+            self.pmapcount[src + i] = 0
+        self.fmap[src] = 0
+        self.emap[src] = 0
+        self.pflags[src] = 0
+        zone_free(self.z, src, order)
+        self.stat[S_PGMIGRATE_SUCCESS] += nr
+        if order == HPAGE_PMD_ORDER:
+            self.stat[S_THP_MIGRATION_SUCCESS] += 1
+        return 0
+
+    def frame_owner(self, int64_t pfn):
+        """(head pfn, order) of the anonymous folio holding pfn, or None."""
+        if not 0 <= pfn < self.nr_frames:
+            return None
+        cdef pfn_t head = self.head_of(pfn)
+        if head < 0 or not (self.z.frame[head].flags & FRAME_ALLOC) or not (self.pflags[head] & PF_ANON):
+            return None
+        return head, self.z.frame[head].order
+
+    def take_free_block(self, int64_t pfn, int order):
+        return zone_take_block(self.z, pfn, order) == 0
+
+    def migrate_folio(self, int64_t pfn, int64_t dst):
+        """Move the anon folio holding pfn to dst, a block of the same order the caller
+        allocated from the buddy allocator (and owns nothing else); returns the new head
+        pfn, or -1 (not an anon folio / dst unsuitable)."""
+        if not 0 <= pfn < self.nr_frames or not 0 <= dst < self.nr_frames:
+            return -1
+        cdef pfn_t head = self.head_of(pfn)
+        if head < 0 or not (self.z.frame[head].flags & FRAME_ALLOC) or not (self.pflags[head] & PF_ANON):
+            return -1
+        if not (self.z.frame[dst].flags & FRAME_ALLOC) or self.z.frame[dst].order != self.z.frame[head].order or self.pflags[dst] != 0:
+            return -1
+        if self.pt_owner_check(dst):
+            return -1
+        self.migrate_folio_c(head, dst)
+        return dst
+
+    cdef bint pt_owner_check(self, pfn_t pfn) noexcept:
+        # a block handed to migrate_folio must not be a page-table page or the huge zero folio
+        return (self.pflags[pfn] & (PF_PGTABLE | PF_HUGE_ZERO)) != 0
+
+    # ------------------------------------------------------------------ invariants
+    def check(self):
+        """Verify page tables against the per-frame state; raise InvariantError naming
+        the first broken invariant."""
+        self.buddy.check()
+        cdef Zone *z = self.z
+        cdef int64_t n = self.nr_frames
+        exp_pmap_a = np.zeros(n, dtype=np.int32)
+        exp_emap_a = np.zeros(n, dtype=np.int32)
+        ptref_a = np.zeros(max(self.pt_cap, 1), dtype=np.int32)
+        swapref_a = np.zeros(self.swap_cap + 1, dtype=np.int32)
+        cdef int32_t[::1] exp_pmap = exp_pmap_a
+        cdef int32_t[::1] exp_emap = exp_emap_a
+        cdef int32_t[::1] ptref = ptref_a
+        cdef int32_t[::1] swapref = swapref_a
+        cdef int m, vi
+        cdef MMStruct *mm
+        cdef int64_t pi, i, slot, rss, nswap, vpn, pfn, head, nr, sum_p, anon_pages = 0, nthps = 0, pts = 0
+        cdef int64_t allocated = 0, hz = 0
+        cdef uint64_t pmd, ent
+        for m in range(self.max_mms):
+            mm = &self.mms[m]
+            if not mm.alive:
+                continue
+            rss = 0
+            nswap = 0
+            for pi in range(mm.nr_pmds):
+                pmd = mm.pmd[pi]
+                if pmd == 0:
+                    if mm.deposit[pi] != -1:
+                        raise InvariantError(f"mm {m}: empty PMD {pi} has a deposited table")
+                    continue
+                if self.find_vma(mm, pi * HPAGE_PMD_NR) < 0 and (pmd & E_HUGE):
+                    raise InvariantError(f"mm {m}: huge PMD {pi} lies outside every VMA")
+                if pmd & E_HUGE:
+                    slot = mm.deposit[pi]
+                    if slot < 0 or slot >= self.pt_cap or self.pt_pfn[slot] < 0:
+                        raise InvariantError(f"mm {m}: huge PMD {pi} has no deposited PTE table")
+                    ptref[slot] += 1
+                    head = ent_payload(pmd)
+                    if pmd & E_ZERO:
+                        if head != self.hzp:
+                            raise InvariantError(f"mm {m}: PMD {pi} maps pfn {head} as the huge zero page ({self.hzp})")
+                        continue
+                    if head < 0 or head >= n or not (self.pflags[head] & PF_ANON) or not (z.frame[head].flags & FRAME_ALLOC) \
+                            or z.frame[head].order != HPAGE_PMD_ORDER:
+                        raise InvariantError(f"mm {m}: huge PMD {pi} maps pfn {head}, not the head of an anon order-9 folio")
+                    if self.rmap_vpn[head] != pi * HPAGE_PMD_NR or self.rmap_fam[head] != mm.family:
+                        raise InvariantError(f"mm {m}: rmap of THP {head} says vpn {self.rmap_vpn[head]}, mapped at {pi * HPAGE_PMD_NR}")
+                    exp_emap[head] += 1
+                    rss += HPAGE_PMD_NR
+                    continue
+                if mm.deposit[pi] != -1:
+                    raise InvariantError(f"mm {m}: PTE-table PMD {pi} also has a deposit")
+                slot = ent_payload(pmd)
+                if slot < 0 or slot >= self.pt_cap or self.pt_pfn[slot] < 0:
+                    raise InvariantError(f"mm {m}: PMD {pi} points to a free PTE table slot {slot}")
+                ptref[slot] += 1
+                for i in range(HPAGE_PMD_NR):
+                    ent = self.pt[slot * HPAGE_PMD_NR + i]
+                    if ent == 0:
+                        continue
+                    vpn = pi * HPAGE_PMD_NR + i
+                    if self.find_vma(mm, vpn) < 0:
+                        raise InvariantError(f"mm {m}: page {vpn:#x} is mapped outside every VMA")
+                    if ent & E_SWAP:
+                        if ent_payload(ent) <= 0 or ent_payload(ent) > self.swap_cap:
+                            raise InvariantError(f"mm {m}: page {vpn:#x} has a bad swap entry")
+                        swapref[ent_payload(ent)] += 1
+                        nswap += 1
+                        continue
+                    if ent & E_ZERO:
+                        continue
+                    pfn = ent_payload(ent)
+                    if pfn < 0 or pfn >= n:
+                        raise InvariantError(f"mm {m}: page {vpn:#x} maps pfn {pfn} out of range")
+                    head = find_head(z, pfn)
+                    if head < 0 or not (z.frame[head].flags & FRAME_ALLOC) or not (self.pflags[head] & PF_ANON):
+                        raise InvariantError(f"mm {m}: page {vpn:#x} maps pfn {pfn}, which is not in an allocated anon folio")
+                    if self.rmap_vpn[pfn] != vpn or self.rmap_fam[pfn] != mm.family:
+                        raise InvariantError(f"mm {m}: pfn {pfn} mapped at {vpn:#x} but its rmap says {self.rmap_vpn[pfn]:#x}"
+                                             f" (family {self.rmap_fam[pfn]}): mapped twice?")
+                    exp_pmap[pfn] += 1
+                    rss += 1
+            if rss != mm.rss_anon:
+                raise InvariantError(f"mm {m}: RssAnon is {mm.rss_anon} pages but the page tables map {rss}")
+            if nswap != mm.nr_swap:
+                raise InvariantError(f"mm {m}: {mm.nr_swap} swap entries counted, {nswap} in the page tables")
+        # per-frame state against what the page tables say
+        pfn = 0
+        while pfn < n:
+            if z.frame[pfn].flags & FRAME_BUDDY:
+                if exp_pmap[pfn] or exp_emap[pfn]:
+                    raise InvariantError(f"free pfn {pfn} is mapped")
+                pfn += (<int64_t>1) << z.frame[pfn].order
+                continue
+            if not (z.frame[pfn].flags & FRAME_ALLOC):
+                raise InvariantError(f"pfn {pfn} is in no block")
+            nr = (<int64_t>1) << z.frame[pfn].order
+            allocated += nr
+            if self.pflags[pfn] & PF_PGTABLE:
+                pts += 1
+            elif self.pflags[pfn] & PF_HUGE_ZERO:
+                hz += nr
+            elif self.pflags[pfn] & PF_ANON:
+                sum_p = 0
+                for i in range(pfn, pfn + nr):
+                    if self.pmapcount[i] != exp_pmap[i]:
+                        raise InvariantError(f"pfn {i}: mapcount {self.pmapcount[i]}, page tables map it {exp_pmap[i]} times")
+                    sum_p += exp_pmap[i]
+                if self.emap[pfn] != exp_emap[pfn]:
+                    raise InvariantError(f"folio {pfn}: entire_mapcount {self.emap[pfn]}, {exp_emap[pfn]} PMDs map it")
+                if self.fmap[pfn] != sum_p + exp_emap[pfn]:
+                    raise InvariantError(f"folio {pfn}: folio mapcount {self.fmap[pfn]}, expected {sum_p + exp_emap[pfn]}")
+                if self.fmap[pfn] == 0:
+                    raise InvariantError(f"folio {pfn} (order {z.frame[pfn].order}) is mapped nowhere but not freed (leak)")
+                if exp_emap[pfn] > 0:
+                    nthps += 1
+                anon_pages += nr
+            else:
+                raise InvariantError(f"allocated block at pfn {pfn} (order {z.frame[pfn].order}) has no owner")
+            for i in range(pfn + 1, pfn + nr):
+                if exp_pmap[i] and not (self.pflags[pfn] & PF_ANON):
+                    raise InvariantError(f"pfn {i} is mapped but not an anon page")
+            if not (self.pflags[pfn] & PF_ANON) and exp_pmap[pfn]:
+                raise InvariantError(f"pfn {pfn} is mapped but not an anon page")
+            pfn += nr
+        if allocated != n - z.nr_free_pages:
+            raise InvariantError(f"allocated blocks hold {allocated} frames, zone says {n - z.nr_free_pages}")
+        if anon_pages + pts + hz != allocated:
+            raise InvariantError(f"page conservation: anon {anon_pages} + page tables {pts} + huge zero {hz} != used {allocated}")
+        if pts != self.pt_used or pts != self.stat[S_NR_PAGETABLE]:
+            raise InvariantError(f"{pts} page-table pages allocated, {self.pt_used} tables in use")
+        for slot in range(self.pt_cap):
+            if self.pt_pfn != NULL and self.pt_pfn[slot] >= 0 and slot < ptref_a.shape[0] and ptref[slot] != 1 and self.pt_used > 0:
+                if ptref[slot] == 0:
+                    raise InvariantError(f"PTE table slot {slot} is allocated but referenced by no PMD (leak)")
+                raise InvariantError(f"PTE table slot {slot} is referenced by {ptref[slot]} PMDs")
+        if anon_pages != self.stat[S_NR_ANON_PAGES]:
+            raise InvariantError(f"nr_anon_pages {self.stat[S_NR_ANON_PAGES]} but anon folios hold {anon_pages}")
+        if nthps != self.stat[S_NR_ANON_THPS]:
+            raise InvariantError(f"nr_anon_transparent_hugepages {self.stat[S_NR_ANON_THPS]} but {nthps} THPs are PMD-mapped")
+        nr = 0
+        for slot in range(1, self.swap_cap + 1):
+            if swapref[slot] != self.swap_count[slot]:
+                raise InvariantError(f"swap slot {slot}: count {self.swap_count[slot]}, referenced {swapref[slot]} times")
+            if swapref[slot]:
+                nr += 1
+        if nr + self.swap_nfree != self.swap_cap:
+            raise InvariantError(f"swap: {nr} used + {self.swap_nfree} free != {self.swap_cap}")
+        # the deferred split queue
+        cdef int64_t cur = self.dq_head, prev = -1, cnt = 0
+        while cur >= 0:
+            if not (self.pflags[cur] & PF_DEFERRED) or not (self.pflags[cur] & PF_ANON) or z.frame[cur].order < 2:
+                raise InvariantError(f"pfn {cur} is on the deferred split queue but is not a queued large anon folio")
+            if self.dq_prev[cur] != prev:
+                raise InvariantError(f"deferred split queue: bad back link at {cur}")
+            cnt += 1
+            if cnt > n:
+                raise InvariantError("deferred split queue has a cycle")
+            prev = cur
+            cur = self.dq_next[cur]
+        if cnt != self.dq_len or prev != self.dq_tail:
+            raise InvariantError(f"deferred split queue holds {cnt} folios, dq_len says {self.dq_len}")
+        return True

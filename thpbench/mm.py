@@ -1,0 +1,1184 @@
+"""A simulated Linux kernel with transparent huge pages.
+
+``Kernel`` owns one zone of physical memory (a :class:`thpbench.BuddyAllocator`
+with watermarks), the THP configuration under its sysfs names, a simulated clock in
+nanoseconds, khugepaged as a daemon on that clock, and processes whose page tables,
+reverse map and per-page content live in the Cython core (``_mm.pxi``).
+
+Follows Linux 6.18: ``mm/memory.c`` (the fault path), ``mm/huge_memory.c``
+(do_huge_pmd_anonymous_page, split_huge_pmd, the deferred split queue and its
+shrinker), ``mm/khugepaged.c`` (the mm_slot round robin, hpage_collapse_scan_pmd,
+collapse_huge_page, MADV_COLLAPSE) and ``mm/mmap.c`` / ``mm/mprotect.c`` /
+``mm/madvise.c`` / ``mm/mremap.c`` for the VMA operations.
+
+Example::
+
+    k = Kernel(1 << 30, thp={"enabled": "always"})
+    p = k.spawn()
+    a = p.mmap(64 << 20)
+    p.touch_range(a, 64 << 20)              # first touch, one write per 4 KiB page
+    k.vmstat()["thp_fault_alloc"]           # 32
+    p.madvise(a, 4096, "MADV_DONTNEED")     # split_huge_pmd, deferred split queue
+    k.advance(10_000_000_000)               # 10 s: khugepaged runs on the clock
+    k.check()                               # every invariant, or InvariantError
+
+Simplifications (the model is a model):
+
+* anonymous private memory only; folios at fault are order 0 or PMD order (no mTHP);
+* no pins and no swap cache: refcount == mapcount, a swapped-in page is private;
+* "shared" PTEs for ``max_ptes_shared`` are pages mapped more than once
+  (``page_mapcount() > 1``, the rule before 6.15's folio_maybe_mapped_shared);
+* direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker: no LRU
+  reclaim, no compaction, no kswapd.  An order-0 allocation below the min watermark
+  with nothing to shrink is an OOM (raised as :class:`OutOfMemory`);
+* ``munmap`` of a range where nothing is mapped raises (Linux returns 0), and
+  ``madvise``/``mprotect`` over a hole raise (Linux: -ENOMEM) instead of applying to
+  the mapped parts;
+* mremap refuses pages shared with another mm after fork (the rmap walk assumes a
+  page sits at the same address in every mm of its fork family);
+* costs come from :class:`CostModel`; khugepaged runs on its own CPU (its work does
+  not advance the clock of the faulting task, it is accumulated in ``khugepaged_cpu_ns``).
+"""
+from __future__ import annotations
+
+import errno as _errno
+import math
+from collections import deque
+from dataclasses import dataclass, field, asdict
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from thpbench._core import (BuddyAllocator, MMCore, MM_STAT_NAMES, MM_EVENT_NAMES, SCAN_RESULT_NAMES,
+                            InvariantError)
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+HPAGE_PMD_ORDER = 9
+HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
+HPAGE_PMD_SIZE = PAGE_SIZE * HPAGE_PMD_NR
+
+# include/uapi/asm-generic/mman-common.h
+PROT_NONE, PROT_READ, PROT_WRITE = 0x0, 0x1, 0x2
+MADV_DONTNEED = 4
+MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
+MADV_PAGEOUT = 21
+MADV_COLLAPSE = 25
+MADVISE_NAMES = {"MADV_DONTNEED": MADV_DONTNEED, "MADV_HUGEPAGE": MADV_HUGEPAGE,
+                 "MADV_NOHUGEPAGE": MADV_NOHUGEPAGE, "MADV_PAGEOUT": MADV_PAGEOUT,
+                 "MADV_COLLAPSE": MADV_COLLAPSE}
+
+# VMA flags shared with the core (_core.pxd)
+VM_READ, VM_WRITE, VM_HUGEPAGE, VM_NOHUGEPAGE = 0x1, 0x2, 0x4, 0x8
+
+ENABLED_MODES = ("never", "madvise", "always")          # index = core code
+DEFRAG_MODES = ("always", "defer", "defer+madvise", "madvise", "never")
+_ENABLED_ORDER = ("always", "madvise", "never")          # as sysfs prints them
+SCAN_SUCCEED = SCAN_RESULT_NAMES.index("SCAN_SUCCEED")
+SCAN_PMD_MAPPED = SCAN_RESULT_NAMES.index("SCAN_PMD_MAPPED")
+SCAN_ALLOC_HUGE_PAGE_FAIL = SCAN_RESULT_NAMES.index("SCAN_ALLOC_HUGE_PAGE_FAIL")
+SCAN_EXCEED_NONE_PTE = SCAN_RESULT_NAMES.index("SCAN_EXCEED_NONE_PTE")
+
+_F_OK, _F_SEGV_MAPERR, _F_SEGV_ACCERR, _F_OOM = 0, 1, 2, 3
+# madvise_collapse(): results after which the remaining PMDs are still tried
+_MADV_COLLAPSE_CONTINUE = {SCAN_RESULT_NAMES.index(n) for n in
+                           ("SCAN_PMD_NULL", "SCAN_PAGE_RO", "SCAN_LACK_REFERENCED_PAGE")}
+_EV_THP_FAULT = MM_EVENT_NAMES.index("thp_fault")
+
+
+class SegmentationFault(Exception):
+    """A simulated SIGSEGV: the access hit no VMA (SEGV_MAPERR) or one that forbids it
+    (SEGV_ACCERR).  Pages before the faulting one (in a bulk touch) were handled."""
+
+    def __init__(self, pid, address, code, done=0):
+        super().__init__(f"SIGSEGV ({code}) in pid {pid} at address {address:#x}")
+        self.pid, self.address, self.code, self.done = pid, address, code, done
+
+
+class OutOfMemory(MemoryError):
+    """A fault could not be satisfied (VM_FAULT_OOM): the simulated OOM killer's moment."""
+
+    def __init__(self, pid, address, done=0):
+        super().__init__(f"out of memory: pid {pid} faulting at {address:#x}")
+        self.pid, self.address, self.done = pid, address, done
+
+
+@dataclass
+class CostModel:
+    """Simulated time charged per event, in nanoseconds.
+
+    ``fault_4k_ns`` and ``fault_2m_ns`` come from Arcangeli's THP RFC (linux-mm,
+    26 Oct 2009, anchors.md): first touch of 3 GB took 2.182 s with 4 KiB pages
+    (786432 faults) and 1.566 s with THP (1536 faults of 2 MiB, zeroing included).
+    The others are estimates, marked as such: a 4 KiB copy at ~10 GB/s, an SSD read
+    for a swap-in, a few ns per PTE for khugepaged's scan.
+    """
+    fault_4k_ns: float = 2.182e9 / 786432          # A: Arcangeli RFC, no THP
+    fault_2m_ns: float = 1.566e9 / 1536            # A: Arcangeli RFC, THP
+    copy_page_ns: float = 400.0                    # estimate: 4 KiB at ~10 GB/s
+    swapin_ns: float = 100_000.0                   # estimate: one SSD read
+    swapout_ns: float = 20_000.0                   # estimate: one SSD write, amortised
+    scan_pte_ns: float = 5.0                       # estimate: khugepaged reading one PTE
+    split_pmd_ns: float = 2_000.0                  # estimate: 512 PTE writes + flush
+    split_thp_ns: float = 30_000.0                 # estimate: __folio_split of 512 pages (unmap, remap, free)
+
+    def charge(self, d: dict) -> float:
+        """Foreground time for a dict of counter deltas."""
+        return (d.get("x_fault_pages", 0) * self.fault_4k_ns + d.get("thp_fault_alloc", 0) * self.fault_2m_ns
+                + d.get("x_cow_copies", 0) * (self.fault_4k_ns + self.copy_page_ns)
+                + d.get("pswpin", 0) * self.swapin_ns + d.get("pswpout", 0) * self.swapout_ns
+                + d.get("thp_split_pmd", 0) * self.split_pmd_ns + d.get("thp_split_page", 0) * self.split_thp_ns)
+
+    def charge_khugepaged(self, d: dict) -> float:
+        return (d.get("x_ptes_scanned", 0) * self.scan_pte_ns + d.get("x_collapse_copied", 0) * self.copy_page_ns
+                + d.get("pswpin", 0) * self.swapin_ns)
+
+
+# ---------------------------------------------------------------------------
+# The THP configuration under its sysfs names
+# ---------------------------------------------------------------------------
+
+_SYSFS_ROOT = "/sys/kernel/mm/transparent_hugepage/"
+
+# name -> (default, kind); kind: a tuple of words, "bool", ("int", lo, hi) or "ro"
+_SYSFS_SPEC = {
+    "enabled": ("madvise", ENABLED_MODES),
+    "defrag": ("madvise", DEFRAG_MODES),
+    "use_zero_page": (1, "bool"),
+    "shrink_underused": (1, "bool"),
+    "khugepaged/defrag": (1, "bool"),
+    "khugepaged/pages_to_scan": (4096, ("int", 1, 2**31 - 1)),
+    "khugepaged/scan_sleep_millisecs": (10000, ("int", 0, 2**31 - 1)),
+    "khugepaged/alloc_sleep_millisecs": (60000, ("int", 0, 2**31 - 1)),
+    "khugepaged/max_ptes_none": (511, ("int", 0, HPAGE_PMD_NR - 1)),
+    "khugepaged/max_ptes_swap": (64, ("int", 0, HPAGE_PMD_NR - 1)),
+    "khugepaged/max_ptes_shared": (256, ("int", 0, HPAGE_PMD_NR - 1)),
+    "khugepaged/pages_collapsed": (0, "ro"),
+    "khugepaged/full_scans": (0, "ro"),
+    "hpage_pmd_size": (HPAGE_PMD_SIZE, "ro"),
+}
+
+
+class ThpSysfs:
+    """``/sys/kernel/mm/transparent_hugepage``: read and write as text, by path.
+
+    ``sysfs["enabled"]`` reads ``"always [madvise] never"``; ``sysfs["enabled"] =
+    "always"`` writes.  Paths may be relative (``"khugepaged/max_ptes_none"``) or
+    absolute.  Writes are validated as the kernel's store functions do (an unknown
+    word or a number out of range raises ValueError, the kernel's -EINVAL).
+    ``values()`` gives the parsed settings as a dict.
+    """
+
+    def __init__(self, kernel: "Kernel", overrides: dict | None = None):
+        self._k = kernel
+        self._v = {k: d for k, (d, _) in _SYSFS_SPEC.items() if _ != "ro"}
+        self._ready = False
+        for k, val in (overrides or {}).items():
+            self[k] = val
+        self._ready = True
+
+    @staticmethod
+    def _key(path: str) -> str:
+        if not isinstance(path, str):
+            raise TypeError(f"sysfs path must be a str, got {type(path).__name__}")
+        key = path[len(_SYSFS_ROOT):] if path.startswith(_SYSFS_ROOT) else path.strip("/")
+        if key not in _SYSFS_SPEC:
+            raise KeyError(f"no such THP sysfs file {path!r}; known: {', '.join(_SYSFS_SPEC)}")
+        return key
+
+    def __getitem__(self, path: str) -> str:
+        key = self._key(path)
+        kind = _SYSFS_SPEC[key][1]
+        if key == "khugepaged/pages_collapsed":
+            return str(self._k.pages_collapsed)
+        if key == "khugepaged/full_scans":
+            return str(self._k.full_scans)
+        if key == "hpage_pmd_size":
+            return str(HPAGE_PMD_SIZE)
+        v = self._v[key]
+        if isinstance(kind, tuple) and kind[0] != "int":
+            order = _ENABLED_ORDER if key == "enabled" else DEFRAG_MODES
+            return " ".join(f"[{w}]" if w == v else w for w in order)
+        return str(int(v))
+
+    def __setitem__(self, path: str, value) -> None:
+        key = self._key(path)
+        kind = _SYSFS_SPEC[key][1]
+        if kind == "ro":
+            raise PermissionError(f"{key} is read-only")
+        if isinstance(kind, tuple) and kind[0] != "int":
+            word = str(value).strip()
+            if word not in kind:
+                raise ValueError(f"invalid value {value!r} for {key}; allowed: {', '.join(kind)}")
+            self._v[key] = word
+        else:
+            if isinstance(value, bool):
+                value = int(value)
+            try:
+                num = int(str(value).strip(), 10)
+            except ValueError:
+                raise ValueError(f"invalid value {value!r} for {key}: not an integer") from None
+            lo, hi = (0, 1) if kind == "bool" else kind[1:]
+            if not lo <= num <= hi:
+                raise ValueError(f"value {num} for {key} out of range {lo}..{hi}")
+            self._v[key] = num
+        if self._ready:
+            self._k._apply_policy()
+
+    def __contains__(self, path) -> bool:
+        try:
+            self._key(path)
+            return True
+        except (KeyError, TypeError):
+            return False
+
+    def keys(self):
+        return list(_SYSFS_SPEC)
+
+    def values(self) -> dict:
+        """The parsed settings (words for enabled/defrag, ints for the rest)."""
+        out = dict(self._v)
+        out["khugepaged/pages_collapsed"] = self._k.pages_collapsed
+        out["khugepaged/full_scans"] = self._k.full_scans
+        return out
+
+    def text(self) -> str:
+        """Every file as ``path: content`` lines (what ``grep -r . <dir>`` prints)."""
+        return "\n".join(f"{_SYSFS_ROOT}{k}:{self[k]}" for k in _SYSFS_SPEC) + "\n"
+
+    def write_text(self, text: str) -> None:
+        """Apply ``path: value`` lines (the format of text())."""
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            path, _, val = line.partition(":")
+            key = self._key(path.strip())
+            if _SYSFS_SPEC[key][1] == "ro":
+                continue
+            val = val.strip()
+            if "[" in val:
+                val = val[val.index("[") + 1:val.index("]")]
+            self[key] = val
+
+    def __repr__(self):
+        return f"ThpSysfs({self.values()})"
+
+
+# ---------------------------------------------------------------------------
+# VMAs and processes
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Vma:
+    start: int           # bytes, page aligned
+    end: int
+    prot: int = PROT_READ | PROT_WRITE
+    hugepage: int = 0    # 0 neither, 1 VM_HUGEPAGE, -1 VM_NOHUGEPAGE
+
+    @property
+    def vm_flags(self) -> int:
+        f = 0
+        if self.prot & PROT_READ:
+            f |= VM_READ
+        if self.prot & PROT_WRITE:
+            f |= VM_WRITE | VM_READ
+        if self.hugepage > 0:
+            f |= VM_HUGEPAGE
+        elif self.hugepage < 0:
+            f |= VM_NOHUGEPAGE
+        return f
+
+
+def _as_int(value, what):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    return value.__index__()
+
+
+class Process:
+    """A simulated process: an mm with VMAs over page tables in the core.
+
+    Addresses are byte addresses in a virtual window ``[0, kernel.virtual_bytes)``.
+    Create with ``kernel.spawn()`` or ``proc.fork()``.
+    """
+
+    def __init__(self, kernel: "Kernel", pid: int, family: int):
+        self.kernel = kernel
+        self.pid = pid
+        self.family = family
+        self.vmas: list[Vma] = []
+        self.alive = True
+
+    def __repr__(self):
+        return f"Process(pid={self.pid}, vmas={len(self.vmas)}, rss_anon_kb={self.rss_anon_kb})"
+
+    # -- validation ---------------------------------------------------------------
+    def _live(self):
+        if not self.alive:
+            raise ValueError(f"process {self.pid} has exited")
+
+    def _range(self, addr, length, what="range"):
+        self._live()
+        addr = _as_int(addr, "addr")
+        length = _as_int(length, "length")
+        if addr % PAGE_SIZE:
+            raise ValueError(f"address {addr:#x} is not page aligned (multiple of {PAGE_SIZE})")
+        if length <= 0:
+            raise ValueError(f"length {length} must be > 0")
+        length = -(-length // PAGE_SIZE) * PAGE_SIZE
+        if addr < 0 or addr + length > self.kernel.virtual_bytes:
+            raise ValueError(f"{what} [{addr:#x}, {addr + length:#x}) outside the virtual window "
+                             f"[0, {self.kernel.virtual_bytes:#x})")
+        return addr, addr + length
+
+    def _require_mapped(self, start, end, what):
+        pos = start
+        for v in self.vmas:
+            if v.end <= pos:
+                continue
+            if v.start > pos:
+                break
+            pos = v.end
+            if pos >= end:
+                return
+        if pos < end:
+            raise ValueError(f"{what}: [{start:#x}, {end:#x}) is not mapped (hole at {pos:#x}); "
+                             f"mapped VMAs: {[(hex(v.start), hex(v.end)) for v in self.vmas]}")
+
+    def find_vma(self, addr) -> Vma | None:
+        for v in self.vmas:
+            if v.start <= addr < v.end:
+                return v
+        return None
+
+    # -- VMA bookkeeping ----------------------------------------------------------
+    def _split_at(self, addr):
+        """split_vma() at addr; a huge PMD straddling the cut is split (vma_adjust_trans_huge)."""
+        for i, v in enumerate(self.vmas):
+            if v.start < addr < v.end:
+                self.vmas[i:i + 1] = [Vma(v.start, addr, v.prot, v.hugepage), Vma(addr, v.end, v.prot, v.hugepage)]
+                break
+        if addr % HPAGE_PMD_SIZE:
+            self.kernel.core.split_huge_pmd(self.pid, addr >> PAGE_SHIFT)
+
+    def _merge(self):
+        """vma_merge(): adjacent VMAs with the same flags become one."""
+        out = []
+        for v in sorted(self.vmas, key=lambda v: v.start):
+            if out and out[-1].end == v.start and out[-1].prot == v.prot and out[-1].hugepage == v.hugepage:
+                out[-1] = Vma(out[-1].start, v.end, v.prot, v.hugepage)
+            else:
+                out.append(v)
+        self.vmas = out
+
+    def _push_vmas(self):
+        self._merge()
+        self.kernel.core.set_vmas(self.pid, np.array([v.start >> PAGE_SHIFT for v in self.vmas], dtype=np.int64),
+                                  np.array([v.end >> PAGE_SHIFT for v in self.vmas], dtype=np.int64),
+                                  np.array([v.vm_flags for v in self.vmas], dtype=np.uint32))
+
+    def _apply(self, start, end, fn):
+        """Split VMAs at start and end, then call fn(vma) on each VMA inside."""
+        self._split_at(start)
+        self._split_at(end)
+        for v in self.vmas:
+            if start <= v.start and v.end <= end:
+                fn(v)
+        self._push_vmas()
+
+    # -- system calls -------------------------------------------------------------
+    def mmap(self, length, prot=PROT_READ | PROT_WRITE, addr=None, *, fixed=False) -> int:
+        """Anonymous private mmap; returns the address.
+
+        Without ``addr`` the kernel picks the highest free gap, 2 MiB aligned when the
+        length is a multiple of 2 MiB (thp_get_unmapped_area).  With ``addr`` and
+        ``fixed=True`` (MAP_FIXED) an existing mapping there is replaced; with ``addr``
+        alone it is a hint that must be free.
+        """
+        self._live()
+        length = _as_int(length, "length")
+        prot = _as_int(prot, "prot")
+        if prot & ~(PROT_READ | PROT_WRITE):
+            raise ValueError(f"prot {prot:#x} not supported; allowed PROT_NONE, PROT_READ, PROT_WRITE")
+        if length <= 0:
+            raise ValueError(f"length {length} must be > 0")
+        length = -(-length // PAGE_SIZE) * PAGE_SIZE
+        if addr is None:
+            align = HPAGE_PMD_SIZE if length % HPAGE_PMD_SIZE == 0 else PAGE_SIZE
+            addr = self._unmapped_area(length, align)
+        else:
+            addr, end = self._range(addr, length)
+            busy = any(v.start < end and addr < v.end for v in self.vmas)
+            if busy and not fixed:
+                raise ValueError(f"mmap hint [{addr:#x}, {end:#x}) overlaps an existing mapping; use fixed=True")
+            if busy:
+                self._unmap(addr, end)
+        self.vmas.append(Vma(addr, addr + length, prot, 0))
+        self._push_vmas()
+        self.kernel._khugepaged_enter(self)
+        return addr
+
+    def _unmapped_area(self, length, align):
+        top = self.kernel.virtual_bytes - HPAGE_PMD_SIZE   # leave a guard PMD
+        for v in sorted(self.vmas, key=lambda v: -v.start):
+            cand = (top - length) // align * align
+            if cand >= v.end:
+                return cand
+            top = min(top, v.start)
+        cand = (top - length) // align * align
+        if cand < HPAGE_PMD_SIZE:
+            raise MemoryError(f"no free virtual range of {length} bytes (ENOMEM)")
+        return cand
+
+    def _unmap(self, start, end):
+        self._split_at(start)
+        self._split_at(end)
+        self.kernel.core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, True)
+        self.vmas = [v for v in self.vmas if not (start <= v.start and v.end <= end)]
+        self._push_vmas()
+
+    def munmap(self, addr, length) -> None:
+        """Unmap [addr, addr+length): partial huge PMDs are split, the pages freed."""
+        start, end = self._range(addr, length)
+        if not any(v.start < end and start < v.end for v in self.vmas):
+            raise ValueError(f"munmap: nothing is mapped in [{start:#x}, {end:#x})")
+        self._unmap(start, end)
+        self.kernel._after_op()
+
+    def mprotect(self, addr, length, prot) -> None:
+        start, end = self._range(addr, length)
+        prot = _as_int(prot, "prot")
+        if prot & ~(PROT_READ | PROT_WRITE):
+            raise ValueError(f"prot {prot:#x} not supported; allowed PROT_NONE, PROT_READ, PROT_WRITE")
+        self._require_mapped(start, end, "mprotect")
+
+        def set_prot(v):
+            v.prot = prot
+        self._apply(start, end, set_prot)
+        self.kernel.core.protect(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, bool(prot & PROT_WRITE))
+        self.kernel._after_op()
+
+    def madvise(self, addr, length, advice) -> int:
+        """madvise(2) for MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT and
+        MADV_COLLAPSE (names or numbers).
+
+        Returns 0, or for MADV_COLLAPSE the syscall's negative errno when some PMD
+        could not be collapsed (-EAGAIN, -ENOMEM, -EINVAL), as the selftests test it.
+        Bad arguments raise ValueError.
+        """
+        start, end = self._range(addr, length)
+        if isinstance(advice, str):
+            if advice.upper() not in MADVISE_NAMES:
+                raise ValueError(f"unknown madvise advice {advice!r}; allowed: {', '.join(MADVISE_NAMES)}")
+            advice = MADVISE_NAMES[advice.upper()]
+        advice = _as_int(advice, "advice")
+        if advice not in MADVISE_NAMES.values():
+            raise ValueError(f"unknown madvise advice {advice}; allowed: "
+                             + ", ".join(f"{k}={v}" for k, v in MADVISE_NAMES.items()))
+        self._require_mapped(start, end, "madvise")
+        core = self.kernel.core
+        ret = 0
+        if advice == MADV_DONTNEED:
+            core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, False)
+        elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
+            hp = 1 if advice == MADV_HUGEPAGE else -1
+
+            def set_hp(v):
+                v.hugepage = hp
+            self._apply(start, end, set_hp)
+            if advice == MADV_HUGEPAGE:
+                self.kernel._khugepaged_enter(self)
+        elif advice == MADV_PAGEOUT:
+            core.pageout(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+        elif advice == MADV_COLLAPSE:
+            ret = self.kernel._madvise_collapse(self, start, end)
+        self.kernel._after_op()
+        return ret
+
+    def mremap(self, old_addr, old_len, new_len, new_addr=None) -> int:
+        """mremap(2) with MREMAP_MAYMOVE (and MREMAP_FIXED when new_addr is given).
+
+        The first min(old_len, new_len) bytes move (their page-table entries, so the
+        pages and their content move with them); the rest of the old range is unmapped;
+        growth is new, empty address space.  Returns the new address.
+        """
+        start, end = self._range(old_addr, old_len, "old range")
+        new_len = _as_int(new_len, "new_len")
+        if new_len <= 0:
+            raise ValueError(f"new_len {new_len} must be > 0")
+        new_len = -(-new_len // PAGE_SIZE) * PAGE_SIZE
+        self._require_mapped(start, end, "mremap")
+        old = self.find_vma(start)
+        if any(v.start < end and start < v.end and (v.prot, v.hugepage) != (old.prot, old.hugepage) for v in self.vmas):
+            raise ValueError("mremap: the old range spans VMAs with different flags (EFAULT)")
+        keep = min(end - start, new_len)
+        if new_addr is None:
+            dst = self._unmapped_area(new_len, PAGE_SIZE)
+        else:
+            dst, dst_end = self._range(new_addr, new_len, "new range")
+            if dst < end and start < dst_end:
+                raise ValueError("mremap: old and new ranges overlap (EINVAL)")
+            if any(v.start < dst_end and dst < v.end for v in self.vmas):
+                self._unmap(dst, dst_end)
+        self._split_at(start)
+        self._split_at(start + keep)
+        self._split_at(end)
+        if dst % HPAGE_PMD_SIZE:
+            self.kernel.core.split_huge_pmd(self.pid, dst >> PAGE_SHIFT)
+        # the destination VMA first, so the moved entries lie inside a VMA
+        self.vmas.append(Vma(dst, dst + new_len, old.prot, old.hugepage))
+        self.vmas.sort(key=lambda v: v.start)
+        rc = self.kernel.core.move(self.pid, start >> PAGE_SHIFT, dst >> PAGE_SHIFT, keep >> PAGE_SHIFT)
+        if rc == -1:
+            self.vmas = [v for v in self.vmas if v.start != dst]
+            self._push_vmas()
+            raise NotImplementedError("mremap of pages shared with another process (after fork) is not modelled")
+        if rc == -2:
+            raise OutOfMemory(self.pid, dst)
+        self.kernel.core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, True)
+        self.vmas = [v for v in self.vmas if not (start <= v.start and v.end <= end)]
+        self._push_vmas()
+        self.kernel._after_op()
+        return dst
+
+    def fork(self) -> "Process":
+        """fork(2): a child sharing every anonymous page copy-on-write."""
+        self._live()
+        return self.kernel._fork(self)
+
+    def exit(self) -> None:
+        """exit_mmap(): free every page and page table."""
+        if not self.alive:
+            return
+        self.kernel._exit(self)
+
+    # -- memory accesses ------------------------------------------------------------
+    def _raise_fault(self, status, vpn, done):
+        addr = int(vpn) << PAGE_SHIFT
+        if status == _F_OOM:
+            raise OutOfMemory(self.pid, addr, done)
+        raise SegmentationFault(self.pid, addr, "SEGV_MAPERR" if status == _F_SEGV_MAPERR else "SEGV_ACCERR", done)
+
+    def _addr(self, addr):
+        self._live()
+        addr = _as_int(addr, "address")
+        if not 0 <= addr < self.kernel.virtual_bytes:
+            raise SegmentationFault(self.pid, addr, "SEGV_MAPERR")
+        return addr
+
+    def touch(self, addr, write=True, value=None) -> None:
+        """One access to the page holding ``addr``; a write stores ``value`` (default:
+        the page's address) as the page's content.  Raises SegmentationFault/OutOfMemory."""
+        addr = self._addr(addr)
+        vpn = np.array([addr >> PAGE_SHIFT], dtype=np.int64)
+        vals = None if value is None else np.array([value], dtype=np.uint64)
+        self._touch(vpn, write, vals)
+
+    def touch_pages(self, addrs, write=True, values=None) -> int:
+        """Bulk accesses: one per address of the array (in order), in the core without
+        Python per page.  ``values`` (uint64 array) gives what each write stores."""
+        self._live()
+        a = np.ascontiguousarray(addrs, dtype=np.int64)
+        if a.ndim != 1:
+            raise ValueError("addrs must be one-dimensional")
+        vals = None
+        if values is not None:
+            vals = np.ascontiguousarray(values, dtype=np.uint64)
+            if vals.shape != a.shape:
+                raise ValueError(f"values has shape {vals.shape}, addrs {a.shape}")
+        outside = (a < 0) | (a >= self.kernel.virtual_bytes)
+        if outside.any():
+            # an address outside the window faults like any unmapped one, in order
+            i = int(np.argmax(outside))
+            self._touch(a[:i] >> PAGE_SHIFT, write, None if vals is None else vals[:i])
+            raise SegmentationFault(self.pid, int(a[i]), "SEGV_MAPERR", i)
+        return self._touch(a >> PAGE_SHIFT, write, vals)
+
+    def _touch(self, vpns, write, vals):
+        k = self.kernel
+        k._khugepaged_enter(self)
+        if vals is None:
+            done, st = k.core.touch(self.pid, vpns, bool(write), None, True)
+        else:
+            done, st = k.core.touch(self.pid, vpns, bool(write), vals, False)
+        k._after_op()
+        if st != _F_OK:
+            self._raise_fault(st, vpns[done], done)
+        return done
+
+    def touch_range(self, addr, length, write=True, stride=PAGE_SIZE) -> int:
+        """Touch every ``stride`` bytes of [addr, addr+length): the first-touch loop of
+        a benchmark (one byte per 4 KiB page by default).  Writes store the address."""
+        start, end = self._range(addr, length)
+        stride = _as_int(stride, "stride")
+        if stride <= 0 or stride % PAGE_SIZE:
+            raise ValueError(f"stride {stride} must be a positive multiple of {PAGE_SIZE}")
+        k = self.kernel
+        k._khugepaged_enter(self)
+        done, st = k.core.touch_range(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, bool(write),
+                                      stride >> PAGE_SHIFT)
+        k._after_op()
+        if st != _F_OK:
+            self._raise_fault(st, (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT), done)
+        return done
+
+    def read(self, addr) -> int:
+        """A read access (faulting if needed), returning the page's content."""
+        self.touch(addr, write=False)
+        return int(self.peek([addr])[0][0])
+
+    def peek(self, addrs):
+        """Contents of the pages holding ``addrs`` without faulting: (values, kinds),
+        kinds 0 none, 1 page, 2 zero page, 3 swapped out, 4 in a PMD-mapped THP, 5 huge zero page."""
+        self._live()
+        a = np.ascontiguousarray(addrs, dtype=np.int64)
+        if a.size and (a.min() < 0 or a.max() >= self.kernel.virtual_bytes):
+            raise ValueError("address outside the virtual window")
+        return self.kernel.core.peek(self.pid, a >> PAGE_SHIFT)
+
+    def dontneed_pages(self, addrs) -> None:
+        """MADV_DONTNEED of the 4 KiB page at each address (an allocator purging freed
+        pages, as jemalloc does): one zap per page without the per-call Python work."""
+        self._live()
+        a = np.unique(np.ascontiguousarray(addrs, dtype=np.int64) // PAGE_SIZE * PAGE_SIZE)
+        if a.size == 0:
+            return
+        starts = np.array([v.start for v in self.vmas], dtype=np.int64)
+        ends = np.array([v.end for v in self.vmas], dtype=np.int64)
+        i = np.searchsorted(starts, a, side="right") - 1
+        ok = (i >= 0) & (a < ends[np.clip(i, 0, None)]) if len(starts) else np.zeros(a.size, bool)
+        if not ok.all():
+            raise ValueError(f"madvise: page {int(a[~ok][0]):#x} is not mapped")
+        zap = self.kernel.core.zap
+        for v in (a >> PAGE_SHIFT).tolist():
+            zap(self.pid, v, v + 1, False)
+        self.kernel._after_op()
+
+    def pageout(self, addr, length) -> int:
+        """MADV_PAGEOUT: swap the range's exclusive pages out; returns pages written."""
+        start, end = self._range(addr, length)
+        self._require_mapped(start, end, "pageout")
+        n = self.kernel.core.pageout(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+        self.kernel._after_op()
+        return n
+
+    def age(self, addr, length) -> None:
+        """Clear the accessed (young) bits of a range, as reclaim's page_referenced() does."""
+        start, end = self._range(addr, length)
+        self.kernel.core.clear_young(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+
+    # -- read-outs ------------------------------------------------------------------
+    def pmd_kinds(self, start, end) -> np.ndarray:
+        """Per 2 MiB region of [start, end): 0 none, 1 PTE table, 2 PMD-mapped THP, 3 huge zero page."""
+        s = _as_int(start, "start") // HPAGE_PMD_SIZE
+        e = -(-_as_int(end, "end") // HPAGE_PMD_SIZE)
+        if s < 0 or e > self.kernel.virtual_bytes // HPAGE_PMD_SIZE or e < s:
+            raise ValueError(f"range [{start:#x}, {end:#x}) outside the virtual window")
+        return self.kernel.core.pmd_kinds(self.pid, s, e)
+
+    def pmd_mapped(self, start, end) -> np.ndarray:
+        """Per 2 MiB region of [start, end) (start rounded down, end up): True where a
+        huge PMD maps it (a THP or the huge zero page: one 2 MiB TLB entry)."""
+        return self.pmd_kinds(start, end) >= 2
+
+    def folio_orders(self, addr, length):
+        """Per page of the range: (pfn, order of its folio); -1 where nothing is mapped."""
+        start, end = self._range(addr, length)
+        return self.kernel.core.frame_info(np.arange(start >> PAGE_SHIFT, end >> PAGE_SHIFT, dtype=np.int64), self.pid)
+
+    @property
+    def rss_anon_kb(self) -> int:
+        return self.kernel.core.rss(self.pid)[0] * 4 if self.alive else 0
+
+    def status(self) -> dict:
+        """/proc/<pid>/status memory lines (kB)."""
+        rss, swap = self.kernel.core.rss(self.pid)
+        return {"RssAnon": rss * 4, "VmSwap": swap * 4,
+                "VmSize": sum(v.end - v.start for v in self.vmas) // 1024}
+
+    def smaps(self) -> pd.DataFrame:
+        """/proc/<pid>/smaps per VMA: start, end, Size, Rss, AnonHugePages, Swap (kB)."""
+        rows = []
+        core = self.kernel.core
+        for v in self.vmas:
+            vp = np.arange(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT, dtype=np.int64)
+            _, kinds = core.peek(self.pid, vp)
+            pk = core.pmd_kinds(self.pid, v.start // HPAGE_PMD_SIZE, -(-v.end // HPAGE_PMD_SIZE))
+            rows.append({"start": v.start, "end": v.end, "Size": (v.end - v.start) // 1024,
+                         "Rss": int(((kinds == 1) | (kinds == 4)).sum()) * 4,
+                         "AnonHugePages": int((pk == 2).sum()) * HPAGE_PMD_SIZE // 1024,
+                         "Swap": int((kinds == 3).sum()) * 4})
+        return pd.DataFrame(rows, columns=["start", "end", "Size", "Rss", "AnonHugePages", "Swap"])
+
+    def smaps_vma(self, addr) -> dict:
+        """The smaps entry of the VMA that starts at (or contains) addr."""
+        df = self.smaps()
+        hit = df[(df.start <= addr) & (addr < df.end)]
+        if hit.empty:
+            raise ValueError(f"no VMA at {addr:#x}")
+        return hit.iloc[0].to_dict()
+
+    def check_huge(self, addr, nr_hpages) -> bool:
+        """The selftests' check_huge_anon(): AnonHugePages of the VMA at addr == nr_hpages * 2 MiB."""
+        return self.smaps_vma(addr)["AnonHugePages"] == nr_hpages * HPAGE_PMD_SIZE // 1024
+
+
+# ---------------------------------------------------------------------------
+# The kernel
+# ---------------------------------------------------------------------------
+
+class Kernel:
+    """A simulated Linux kernel: one zone, THP, khugepaged, processes (see module doc).
+
+    Parameters
+    ----------
+    mem_bytes : physical memory (default 1 GiB), in 4 KiB frames.
+    swap_bytes : swap space (default: half of memory).
+    virtual_bytes : the size of each process's virtual window (default 128 GiB).
+    thp : dict of sysfs overrides, e.g. ``{"enabled": "always", "khugepaged/max_ptes_none": 64}``.
+    costs : a CostModel.
+    min_free_kbytes : default as the kernel computes it (then raised by khugepaged's
+        set_recommended_min_free_kbytes while THP is enabled).
+    """
+
+    def __init__(self, mem_bytes=1 << 30, *, swap_bytes=None, virtual_bytes=128 << 30, thp=None,
+                 costs: CostModel | None = None, min_free_kbytes=None, max_processes=256,
+                 max_order=10, pageblock_order=9, grouping=True):
+        mem_bytes = _as_int(mem_bytes, "mem_bytes")
+        virtual_bytes = _as_int(virtual_bytes, "virtual_bytes")
+        if mem_bytes < 16 * HPAGE_PMD_SIZE:
+            raise ValueError(f"mem_bytes {mem_bytes} too small (at least {16 * HPAGE_PMD_SIZE})")
+        if virtual_bytes % HPAGE_PMD_SIZE or not 4 * HPAGE_PMD_SIZE <= virtual_bytes <= 1 << 40:
+            raise ValueError(f"virtual_bytes {virtual_bytes} must be a multiple of 2 MiB in [8 MiB, 1 TiB]")
+        swap_bytes = mem_bytes // 2 if swap_bytes is None else _as_int(swap_bytes, "swap_bytes")
+        if swap_bytes < 0:
+            raise ValueError(f"swap_bytes {swap_bytes} must be >= 0")
+        self.nr_pages = mem_bytes // PAGE_SIZE
+        self.virtual_bytes = virtual_bytes
+        self.buddy = BuddyAllocator(self.nr_pages, max_order=max_order, pageblock_order=pageblock_order,
+                                    grouping=grouping)
+        self.max_processes = _as_int(max_processes, "max_processes")
+        self.core = MMCore(self.buddy, self.max_processes, virtual_bytes // HPAGE_PMD_SIZE, swap_bytes // PAGE_SIZE)
+        self.swap_pages = swap_bytes // PAGE_SIZE
+        self.costs = costs or CostModel()
+        self._min_free_kbytes_user = min_free_kbytes
+        self.now_ns = 0
+        self.khugepaged_cpu_ns = 0.0
+        self.pages_collapsed = 0
+        self.full_scans = 0
+        self.processes: dict[int, Process] = {}
+        self._free_pids = list(range(self.max_processes - 1, -1, -1))
+        self._next_family = 0
+        # khugepaged state (mm/khugepaged.c: khugepaged_scan, mm_slot list)
+        self._mm_slots: deque[int] = deque()
+        self._scan_slot: int | None = None
+        self._scan_address = 0
+        self._khugepaged_next_ns: float | None = None
+        self._last_result = None
+        self._pass_pages_left = None
+        self.tlb_flush_hooks: list[Callable[[int, int, int], None]] = []
+        self._events: list[tuple] = []
+        self._samples: list[dict] = []
+        self._last_stats = self.core.stats()
+        self.sysfs = ThpSysfs(self, thp)
+        self._apply_policy()
+
+    def __repr__(self):
+        return (f"Kernel(mem={self.nr_pages * 4 // 1024} MiB, free={self.buddy.nr_free_pages} pages, "
+                f"processes={len(self.processes)}, now_ns={self.now_ns})")
+
+    # -- configuration ------------------------------------------------------------
+    @property
+    def min_free_kbytes(self) -> int:
+        """calculate_min_free_kbytes(), raised by set_recommended_min_free_kbytes()
+        (khugepaged) while THP is enabled."""
+        if self._min_free_kbytes_user is not None:
+            return int(self._min_free_kbytes_user)
+        kb = self.nr_pages * 4
+        mfk = min(max(int(math.isqrt(kb * 16)), 128), 262144)
+        if self.sysfs.values()["enabled"] != "never":
+            pb = 1 << self.buddy.pageblock_order
+            recommended = pb * 1 * 2 + pb * 1 * 3 * 3          # nr_zones = 1, MIGRATE_PCPTYPES = 3
+            recommended = min(recommended, self.nr_pages // 20) * 4
+            mfk = max(mfk, recommended)
+        return mfk
+
+    @property
+    def watermarks(self) -> dict:
+        """Zone watermarks in pages (__setup_per_zone_wmarks, watermark_scale_factor 10)."""
+        wmin = self.min_free_kbytes // 4
+        tmp = max(wmin // 4, self.nr_pages * 10 // 10000)
+        return {"min": wmin, "low": wmin + tmp, "high": wmin + 2 * tmp}
+
+    def _apply_policy(self):
+        v = self.sysfs.values()
+        # start_stop_khugepaged(): re-enabling THP wakes khugepaged if it has mms to scan
+        if (v["enabled"] != "never" and self._mm_slots and self._khugepaged_next_ns is None
+                and getattr(self, "processes", None) is not None):
+            self._khugepaged_next_ns = self.now_ns
+        self.core.set_policy(ENABLED_MODES.index(v["enabled"]), DEFRAG_MODES.index(v["defrag"]),
+                             v["use_zero_page"], v["shrink_underused"], v["khugepaged/max_ptes_none"],
+                             v["khugepaged/max_ptes_swap"], v["khugepaged/max_ptes_shared"],
+                             v["khugepaged/defrag"], self.watermarks["min"])
+
+    # -- processes ------------------------------------------------------------------
+    def spawn(self) -> Process:
+        """A new process with an empty address space."""
+        p = self._new_process(self._next_family)
+        self._next_family += 1
+        return p
+
+    def _new_process(self, family):
+        if not self._free_pids:
+            raise RuntimeError(f"too many processes (max_processes={self.max_processes})")
+        pid = self._free_pids.pop()
+        self.core.mm_create(pid, family)
+        p = Process(self, pid, family)
+        self.core.set_vmas(pid, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32))
+        self.processes[pid] = p
+        return p
+
+    def _fork(self, parent: Process) -> Process:
+        child = self._new_process(parent.family)
+        child.vmas = [Vma(v.start, v.end, v.prot, v.hugepage) for v in parent.vmas]
+        child._push_vmas()
+        ok = self.core.fork(parent.pid, child.pid)
+        if not ok:
+            self._exit(child)
+            self._after_op()
+            raise OutOfMemory(parent.pid, 0)
+        if parent.pid in self._mm_slots:
+            self._mm_slots.append(child.pid)           # khugepaged_fork()
+        self._after_op()
+        return child
+
+    def _exit(self, p: Process):
+        self.core.mm_destroy(p.pid)
+        p.alive = False
+        p.vmas = []
+        del self.processes[p.pid]
+        if p.pid in self._mm_slots:
+            if self._scan_slot == p.pid:
+                self._advance_slot()
+            self._mm_slots.remove(p.pid)
+        self._free_pids.append(p.pid)
+        self._after_op()
+
+    # -- events, clock ------------------------------------------------------------------
+    def _after_op(self, khugepaged=False):
+        """Charge the time of what the core just did, drain its event log into the
+        TLB hooks, and let khugepaged run if the clock passed its wake-up time."""
+        st = self.core.stats()
+        d = {k: st[k] - self._last_stats[k] for k in st}
+        self._last_stats = st
+        if khugepaged:
+            self.khugepaged_cpu_ns += self.costs.charge_khugepaged(d)
+        else:
+            self.now_ns += self.costs.charge(d)
+        ev = self.core.drain_events()
+        if len(ev):
+            t = self.now_ns
+            for kind, mmid, vpn, nr in ev.tolist():
+                self._events.append((t, MM_EVENT_NAMES[kind], mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT))
+                if kind != _EV_THP_FAULT:
+                    for hook in self.tlb_flush_hooks:
+                        hook(mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT)
+        if not khugepaged:
+            self._maybe_run_khugepaged()
+
+    def events(self) -> pd.DataFrame:
+        """The mm event log: t_ns, kind (collapse, split_pmd, zap, mprotect, migrate, cow,
+        swapout, thp_fault), pid, start, nbytes."""
+        return pd.DataFrame(self._events, columns=["t_ns", "kind", "pid", "start", "nbytes"])
+
+    def advance(self, ns, sample_every_ns=None) -> None:
+        """Let ``ns`` nanoseconds of simulated time pass; khugepaged runs at its wake-up
+        times meanwhile (each pass records a sample).  With ``sample_every_ns`` the
+        counters are also sampled at that interval, for a Result with a regular grid."""
+        if ns < 0:
+            raise ValueError(f"cannot advance time by {ns} ns")
+        if sample_every_ns is not None and sample_every_ns <= 0:
+            raise ValueError(f"sample_every_ns must be > 0, got {sample_every_ns}")
+        target = self.now_ns + ns
+        next_sample = None if sample_every_ns is None else self.now_ns + sample_every_ns
+        while True:
+            kh = self._khugepaged_next_ns if (self._khugepaged_next_ns is not None
+                                               and self._khugepaged_next_ns <= target) else None
+            sm = next_sample if (next_sample is not None and next_sample <= target) else None
+            if kh is None and sm is None:
+                break
+            if sm is not None and (kh is None or sm < kh):
+                self.now_ns = max(self.now_ns, sm)
+                self.sample()
+                next_sample += sample_every_ns
+            else:
+                self.now_ns = max(self.now_ns, kh)
+                self._khugepaged_wake()
+        self.now_ns = target
+
+    def _maybe_run_khugepaged(self):
+        while self._khugepaged_next_ns is not None and self._khugepaged_next_ns <= self.now_ns:
+            self._khugepaged_wake()
+
+    # -- khugepaged -----------------------------------------------------------------------
+    def _vma_khugepaged_ok(self, v: Vma) -> bool:
+        # thp_vma_allowable_order(..., TVA_KHUGEPAGED, PMD_ORDER)
+        en = self.sysfs.values()["enabled"]
+        if v.hugepage < 0 or not (v.prot & PROT_READ):
+            return False
+        return en == "always" or (en == "madvise" and v.hugepage > 0)
+
+    def _khugepaged_enter(self, p: Process):
+        # khugepaged_enter_vma(): register the mm on its first eligible VMA
+        if p.pid in self._mm_slots or self.sysfs.values()["enabled"] == "never":
+            return
+        if any(self._vma_khugepaged_ok(v) and (-(-v.start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE + HPAGE_PMD_SIZE
+                                                <= v.end) for v in p.vmas):
+            self._mm_slots.append(p.pid)
+            if self._khugepaged_next_ns is None:
+                self._khugepaged_next_ns = self.now_ns        # wake_up_interruptible(&khugepaged_wait)
+
+    def _advance_slot(self):
+        i = self._mm_slots.index(self._scan_slot)
+        if i + 1 < len(self._mm_slots):
+            self._scan_slot = self._mm_slots[i + 1]
+        else:
+            self._scan_slot = None
+            self.full_scans += 1
+        self._scan_address = 0
+
+    def _khugepaged_wake(self):
+        """One khugepaged_do_scan() pass (or the rest of one after its alloc sleep),
+        then the sleep."""
+        v = self.sysfs.values()
+        start_ns = self.now_ns
+        if self._pass_pages_left is None:
+            pages, wait = v["khugepaged/pages_to_scan"], True
+        else:
+            pages, wait = self._pass_pages_left, False
+        status, progress = self._khugepaged_do_scan(pages, wait)
+        self._after_op(khugepaged=True)
+        self.sample()
+        if status == "alloc_sleep":
+            # the first SCAN_ALLOC_HUGE_PAGE_FAIL of a pass: khugepaged_alloc_sleep(),
+            # then the same pass goes on (a second failure ends it)
+            self._pass_pages_left = max(pages - progress, 1)
+            self._khugepaged_next_ns = start_ns + v["khugepaged/alloc_sleep_millisecs"] * 1_000_000
+            return
+        self._pass_pages_left = None
+        if not self._mm_slots or v["enabled"] == "never":
+            self._khugepaged_next_ns = None                      # wait for work
+        else:
+            self._khugepaged_next_ns = start_ns + max(v["khugepaged/scan_sleep_millisecs"] * 1_000_000, 1)
+
+    def _khugepaged_do_scan(self, pages, wait):
+        # khugepaged_do_scan(): returns ("done" | "alloc_sleep", progress)
+        progress = 0
+        pass_through_head = 0
+        while True:
+            if self._scan_slot is None:
+                pass_through_head += 1
+            if self._mm_slots and pass_through_head < 2 and self.sysfs.values()["enabled"] != "never":
+                progress += self._khugepaged_scan_mm_slot(pages - progress)
+            else:
+                progress = pages
+            if progress >= pages:
+                return "done", progress
+            if self._last_result == SCAN_ALLOC_HUGE_PAGE_FAIL:
+                if not wait:
+                    return "done", progress
+                return "alloc_sleep", progress
+
+    def _khugepaged_scan_mm_slot(self, pages):
+        # khugepaged_scan_mm_slot()
+        self._last_result = None
+        if self._scan_slot is None:
+            self._scan_slot = self._mm_slots[0]
+            self._scan_address = 0
+        p = self.processes[self._scan_slot]
+        progress = 1
+        finished = True
+        for v in sorted(p.vmas, key=lambda v: v.start):
+            if v.end <= self._scan_address:
+                continue
+            if not self._vma_khugepaged_ok(v):
+                progress += 1
+                continue
+            hstart = -(-v.start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+            hend = v.end // HPAGE_PMD_SIZE * HPAGE_PMD_SIZE
+            if self._scan_address > hend:
+                progress += 1
+                continue
+            self._scan_address = max(self._scan_address, hstart)
+            while self._scan_address < hend:
+                r = self.core.collapse(p.pid, self._scan_address >> PAGE_SHIFT, v.vm_flags, True)
+                self._last_result = r
+                if r == SCAN_SUCCEED:
+                    self.pages_collapsed += 1
+                self._scan_address += HPAGE_PMD_SIZE
+                progress += HPAGE_PMD_NR
+                if progress >= pages or r == SCAN_ALLOC_HUGE_PAGE_FAIL:
+                    finished = False
+                    break
+            if not finished:
+                break
+        if finished:
+            self._advance_slot()
+        return progress
+
+    def khugepaged_scan_now(self) -> None:
+        """Run one khugepaged pass at the current time (ignoring the sleep)."""
+        self._khugepaged_wake()
+
+    def _madvise_collapse(self, p: Process, start, end) -> int:
+        # mm/khugepaged.c: madvise_collapse(); ignores "enabled" and the max_ptes_* limits
+        hstart = -(-start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+        hend = end // HPAGE_PMD_SIZE * HPAGE_PMD_SIZE
+        last = SCAN_SUCCEED
+        thps = 0
+        nr = max(0, (hend - hstart) // HPAGE_PMD_SIZE)
+        for addr in range(hstart, hend, HPAGE_PMD_SIZE):
+            v = p.find_vma(addr)
+            if v is None or v.hugepage < 0 or not (v.start <= addr and addr + HPAGE_PMD_SIZE <= v.end):
+                return -_errno.EINVAL
+            r = self.core.collapse(p.pid, addr >> PAGE_SHIFT, v.vm_flags, False)
+            if r in (SCAN_SUCCEED, SCAN_PMD_MAPPED):
+                thps += 1
+            elif r in _MADV_COLLAPSE_CONTINUE:
+                last = r
+            else:
+                last = r          # "Other error, exit": the remaining PMDs are not tried
+                break
+        if thps == nr:
+            return 0
+        # madvise_collapse_errno()
+        if last in (SCAN_ALLOC_HUGE_PAGE_FAIL, SCAN_EXCEED_NONE_PTE):
+            return -_errno.ENOMEM
+        return -_errno.EINVAL
+
+    # -- other kernel entry points ---------------------------------------------------------
+    def shrink(self, nr_to_scan=None) -> int:
+        """Run the deferred-split shrinker (deferred_split_scan) as memory pressure would;
+        returns the number of folios split."""
+        n = self.core.deferred_split_queue_len if nr_to_scan is None else _as_int(nr_to_scan, "nr_to_scan")
+        r = self.core.deferred_split_scan(n)
+        self._after_op()
+        return r
+
+    def migrate_folio(self, pfn, target_pfn=None) -> int:
+        """Migrate the anonymous folio holding ``pfn`` (migrate_pages() of one folio):
+        its content and every mapping move to a new block of the same order, which is
+        ``target_pfn`` if given (it must be free: it is taken off the free lists, as
+        compaction's free scanner isolates it) or else any movable block.  The old block
+        is freed.  Returns the new head pfn; TLB hooks see a "migrate" event per mapping.
+        Raises ValueError if pfn is not in an anonymous folio or the target is unusable.
+        """
+        pfn = _as_int(pfn, "pfn")
+        if not 0 <= pfn < self.nr_pages:
+            raise ValueError(f"pfn {pfn} out of range 0..{self.nr_pages - 1}")
+        info = self.core.frame_owner(pfn)
+        if info is None:
+            raise ValueError(f"pfn {pfn} is not in an anonymous folio")
+        head, order = info
+        if target_pfn is None:
+            dst = self.buddy.alloc(order, "movable")
+            if dst is None:
+                raise OutOfMemory(-1, 0)
+        else:
+            dst = _as_int(target_pfn, "target_pfn")
+            if not self.core.take_free_block(dst, order):
+                raise ValueError(f"target pfn {dst} is not the start of a free block of order >= {order}")
+        r = self.core.migrate_folio(head, dst)
+        if r < 0:
+            self.buddy.free(dst, order)
+            raise ValueError(f"cannot migrate the folio at pfn {head} to {dst}")
+        self._after_op()
+        return r
+
+    def split_huge_pages(self, pid, start, end, new_order=0) -> int:
+        """debugfs ``split_huge_pages``: write ``"<pid>,0x<start>,0x<end>,<order>"``."""
+        p = self.processes.get(_as_int(pid, "pid"))
+        if p is None:
+            raise ValueError(f"no process with pid {pid}")
+        new_order = _as_int(new_order, "new_order")
+        if not 0 <= new_order < HPAGE_PMD_ORDER:
+            raise ValueError(f"new_order {new_order} out of range 0..{HPAGE_PMD_ORDER - 1}")
+        s, e = p._range(start, end - start)
+        n = self.core.split_range(p.pid, s >> PAGE_SHIFT, e >> PAGE_SHIFT, new_order)
+        self._after_op()
+        return n
+
+    def write_debugfs_split(self, text: str) -> int:
+        """Parse the debugfs split_huge_pages text format and split."""
+        parts = text.strip().split(",")
+        if len(parts) != 4:
+            raise ValueError(f"expected '<pid>,0x<start>,0x<end>,<order>', got {text!r}")
+        return self.split_huge_pages(int(parts[0]), int(parts[1], 16), int(parts[2], 16), int(parts[3]))
+
+    # -- read-outs --------------------------------------------------------------------------
+    def vmstat(self) -> dict:
+        """/proc/vmstat lines the model maintains, spelled as the kernel spells them."""
+        st = self.core.stats()
+        out = {k: v for k, v in st.items() if not k.startswith("x_")}
+        out["nr_free_pages"] = self.buddy.nr_free_pages
+        out["nr_anon_pages"] = st["nr_anon_pages"]
+        return out
+
+    def meminfo(self) -> dict:
+        """/proc/meminfo (kB)."""
+        st = self.core.stats()
+        return {"MemTotal": self.nr_pages * 4, "MemFree": self.buddy.nr_free_pages * 4,
+                "AnonPages": st["nr_anon_pages"] * 4,
+                "AnonHugePages": st["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE // 1024,
+                "PageTables": st["nr_page_table_pages"] * 4,
+                "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4}
+
+    def vmstat_text(self) -> str:
+        """/proc/vmstat's format: one "name value" line per counter."""
+        return "".join(f"{k} {v}\n" for k, v in self.vmstat().items())
+
+    def meminfo_text(self) -> str:
+        """/proc/meminfo's format (show_val_kb(): the name padded to 16, the value to 8)."""
+        return "".join(f"{k + ':':<16}{v:>8} kB\n" for k, v in self.meminfo().items())
+
+    def khugepaged_stats(self) -> dict:
+        return {"pages_collapsed": self.pages_collapsed, "full_scans": self.full_scans,
+                "khugepaged_cpu_ns": self.khugepaged_cpu_ns, "mm_slots": len(self._mm_slots)}
+
+    def sample(self) -> dict:
+        """Record the counters now (one row of the Result)."""
+        row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **self.khugepaged_stats(),
+               "min_free_kbytes": self.min_free_kbytes}
+        self._samples.append(row)
+        return row
+
+    def result(self) -> "Result":
+        return Result(pd.DataFrame(self._samples), self.events())
+
+    def check(self) -> bool:
+        """Every invariant: buddy lists, page tables vs mapcounts and rmap, RSS, swap,
+        page conservation, the deferred split queue, VMAs vs the core."""
+        self.core.check()
+        for pid, p in self.processes.items():
+            vs = sorted(p.vmas, key=lambda v: v.start)
+            for a, b in zip(vs, vs[1:]):
+                if a.end > b.start:
+                    raise InvariantError(f"pid {pid}: VMAs [{a.start:#x},{a.end:#x}) and [{b.start:#x},{b.end:#x}) overlap")
+        slots = set(self._mm_slots)
+        if not slots <= set(self.processes):
+            raise InvariantError(f"khugepaged mm_slots {slots - set(self.processes)} belong to no process")
+        return True
+
+
+@dataclass
+class Result:
+    """Counters over simulated time (``df``: one row per sample, columns t_ns and the
+    vmstat / meminfo / khugepaged names) and the event log (``events``)."""
+    df: pd.DataFrame
+    events: pd.DataFrame
+
+    def timeseries(self) -> pd.DataFrame:
+        """The samples in long form: t_ns, metric, value."""
+        return self.df.melt(id_vars="t_ns", var_name="metric", value_name="value")
