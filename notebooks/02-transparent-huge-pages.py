@@ -77,7 +77,8 @@ pd.set_option("display.max_columns", 20)
 
 # %%
 walk = S.walkthrough()
-walk  # NBVAL_CHECK_OUTPUT
+walk
+# NBVAL_CHECK_OUTPUT
 
 # %% [markdown]
 # ## 2. khugepaged on the simulated clock
@@ -117,7 +118,8 @@ ax.set_title("khugepaged at its defaults: 8 PMDs per 10 s");
 
 # %%
 print({key: k.vmstat()[key] for key in ("thp_collapse_alloc", "thp_fault_alloc", "nr_anon_transparent_hugepages")},
-      k.khugepaged_stats()["pages_collapsed"], k.khugepaged_stats()["full_scans"])  # NBVAL_CHECK_OUTPUT
+      k.khugepaged_stats()["pages_collapsed"], k.khugepaged_stats()["full_scans"])
+# NBVAL_CHECK_OUTPUT
 
 # %% [markdown]
 # ## 3. `enabled` and `defrag`, side by side
@@ -138,7 +140,8 @@ print({key: k.vmstat()[key] for key in ("thp_collapse_alloc", "thp_fault_alloc",
 
 # %%
 modes = S.compare_fault_modes()
-modes  # NBVAL_CHECK_OUTPUT
+modes
+# NBVAL_CHECK_OUTPUT
 
 # %% [markdown]
 # Reading the table:
@@ -150,8 +153,9 @@ modes  # NBVAL_CHECK_OUTPUT
 # * With `enabled=always`, only `defrag=always` reclaims for the region that was not
 #   madvised as well. That is why `madvise` became the usual default for `defrag`:
 #   direct reclaim stalls are paid only by programs that asked for huge pages.
-# * `fault time ms` charges each 4 KiB fault 2.8 µs and each 2 MiB fault 1.02 ms, the
-#   rates measured in the first THP RFC (anchor A0), plus an estimate for splitting.
+# * `fault time ms` charges each fault what `thpbench.CostModel.default()` says: this
+#   machine's own first-touch costs as `benchmarks/calibrate.py` measured them (without a
+#   calibration, the rates of the first THP RFC, anchor A0), plus an estimate for splitting.
 
 # %% [markdown]
 # ## 4. `max_ptes_none`: TLB reach against memory bloat
@@ -171,7 +175,8 @@ sweep = S.max_ptes_none_sweep(values=(0, 64, 128, 256, 384, 448, 480, 511), fill
 S.plot_max_ptes_none(sweep);
 
 # %%
-sweep[["max_ptes_none", "useful MiB", "resident MiB", "bloat", "useful pages in THPs", "TLB entries"]].round(3)  # NBVAL_CHECK_OUTPUT
+sweep[["max_ptes_none", "useful MiB", "resident MiB", "bloat", "useful pages in THPs", "TLB entries"]].round(3)
+# NBVAL_CHECK_OUTPUT
 
 # %% [markdown]
 # The change is a step. With 20 % of the pages used, a table has about 410 empty
@@ -213,7 +218,8 @@ ax = S.plot_bloat(timelines, mem_mib=MEM_MIB)
 ax.set_title("memory in use; x = out of memory");
 
 # %%
-pd.DataFrame(summaries).set_index("policy")  # NBVAL_CHECK_OUTPUT
+pd.DataFrame(summaries).set_index("policy")
+# NBVAL_CHECK_OUTPUT
 
 # %% [markdown]
 # With Linux's default `max_ptes_none=511`, `khugepaged` rebuilds all the deleted

@@ -38,19 +38,23 @@ class CostModel:
     """Simulated-time costs, in nanoseconds.  ``sources`` says where each came from."""
 
     # faults (measured: mmap + first touch of one byte per 4 KiB page)
-    fault_4k_ns: float = 250.0            #: a first-touch 4 KiB anon fault, page zeroing included
-    fault_2m_ns: float = 60_000.0         #: a first-touch 2 MiB THP fault, 2 MiB zeroing included
+    fault_4k_ns: float = 2.182e9 / 786432  #: a first-touch 4 KiB anon fault, page zeroing included
+    fault_2m_ns: float = 1.566e9 / 1536    #: a first-touch 2 MiB THP fault, 2 MiB zeroing included
     # memory bandwidth (measured: numpy on buffers larger than the last-level cache)
     copy_page_ns: float = 400.0           #: copying one 4 KiB page (copy_mc_user_highpage)
     clear_page_ns: float = 200.0          #: clearing one 4 KiB page (clear_page)
+    # page-table work
+    scan_pte_ns: float = 5.0              #: khugepaged reading one PTE (hpage_collapse_scan_pmd)
+    split_pmd_ns: float = 2_000.0         #: __split_huge_pmd: 512 PTE writes and a flush
+    split_thp_ns: float = 30_000.0        #: __folio_split of 512 pages: unmap, remap, free
     # compaction and migration: a scanner step touches one struct page; a migration
     # unmaps, copies and remaps (mm/migrate.c), so it costs a copy plus rmap work
     scan_pfn_ns: float = 5.0              #: one pfn looked at by a compaction scanner
     migrate_overhead_ns: float = 1_000.0  #: unmap + remap + TLB flush of one migrated page
     # devices (published figures, see `sources`)
-    swap_out_page_ns: float = 20_000.0    #: writing a 4 KiB page to swap on an NVMe SSD
-    swap_in_page_ns: float = 80_000.0     #: reading a 4 KiB page back (random read)
-    file_read_page_ns: float = 80_000.0   #: a page-cache miss served by the same SSD
+    swap_out_page_ns: float = 20_000.0    #: writing a 4 KiB page to swap on an SSD (amortised)
+    swap_in_page_ns: float = 100_000.0    #: reading a 4 KiB page back (one random read)
+    file_read_page_ns: float = 100_000.0  #: a page-cache miss served by the same SSD
     hypercall_ns: float = 1_500.0         #: a VM exit and re-entry (a balloon or tmem call)
     sources: dict = field(default_factory=dict, compare=False)
 
@@ -96,18 +100,21 @@ class CostModel:
 
 
 PUBLISHED_SOURCES = {
-    "fault_4k_ns": "placeholder until measured: Arcangeli's 2009 THP RFC (anchors A0) put one byte per 4 KiB "
-                   "page over 3 GB at 2.182 s, about 2.8 us per fault on 2009 hardware; today's is far lower",
-    "fault_2m_ns": "placeholder until measured: zeroing 2 MiB at ~35 GB/s plus one fault",
-    "copy_page_ns": "placeholder until measured: 4 KiB at ~10 GB/s",
-    "clear_page_ns": "placeholder until measured: 4 KiB at ~20 GB/s",
+    "fault_4k_ns": "Arcangeli's THP RFC (linux-mm, 26 Oct 2009; anchors A0): first touch of 3 GB "
+                   "with 4 KiB pages took 2.182 s, i.e. 786432 faults",
+    "fault_2m_ns": "Arcangeli's THP RFC (anchors A0): the same 3 GB with THP took 1.566 s, 1536 faults of 2 MiB",
+    "copy_page_ns": "an estimate: 4 KiB at ~10 GB/s",
+    "clear_page_ns": "an estimate: 4 KiB at ~20 GB/s",
+    "scan_pte_ns": "an estimate: a few ns per PTE read",
+    "split_pmd_ns": "an estimate: 512 PTE writes and a TLB flush",
+    "split_thp_ns": "an estimate: unmapping, remapping and freeing 512 pages",
     "scan_pfn_ns": "an estimate: one struct page (64 bytes, one cache line) read per pfn",
     "migrate_overhead_ns": "an estimate: try_to_migrate + remove_migration_ptes + a TLB shootdown, "
                            "about 1 us per page",
-    "swap_out_page_ns": "typical NVMe SSD sequential-ish write of 4 KiB (~20 us), datasheet order of magnitude",
-    "swap_in_page_ns": "typical NVMe SSD random 4 KiB read latency (~80 us), datasheet order of magnitude",
+    "swap_out_page_ns": "an estimate: an SSD write of 4 KiB, amortised over a batch (~20 us)",
+    "swap_in_page_ns": "an estimate: one random 4 KiB SSD read (~100 us)",
     "file_read_page_ns": "as swap_in_page_ns: a page-cache miss on the same SSD",
-    "hypercall_ns": "a VM exit round trip on recent x86 (~1,000-2,000 cycles at 1-2 GHz), order of magnitude",
+    "hypercall_ns": "an estimate: a VM exit round trip on recent x86 (~1,000-2,000 cycles at 1-2 GHz)",
 }
 
 

@@ -50,6 +50,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from thpbench.costs import CostModel
 from thpbench._core import (BuddyAllocator, MMCore, MM_STAT_NAMES, MM_EVENT_NAMES, SCAN_RESULT_NAMES,
                             InvariantError)
 
@@ -105,35 +106,19 @@ class OutOfMemory(MemoryError):
         self.pid, self.address, self.done = pid, address, done
 
 
-@dataclass
-class CostModel:
-    """Simulated time charged per event, in nanoseconds.
+def _charge(costs: CostModel, d: dict) -> float:
+    """Foreground time for a dict of counter deltas."""
+    return (d.get("x_fault_pages", 0) * costs.fault_4k_ns + d.get("thp_fault_alloc", 0) * costs.fault_2m_ns
+            + d.get("x_cow_copies", 0) * (costs.fault_4k_ns + costs.copy_page_ns)
+            + d.get("pswpin", 0) * costs.swap_in_page_ns + d.get("pswpout", 0) * costs.swap_out_page_ns
+            + d.get("thp_split_pmd", 0) * costs.split_pmd_ns + d.get("thp_split_page", 0) * costs.split_thp_ns)
 
-    ``fault_4k_ns`` and ``fault_2m_ns`` come from Arcangeli's THP RFC (linux-mm,
-    26 Oct 2009, anchors.md): first touch of 3 GB took 2.182 s with 4 KiB pages
-    (786432 faults) and 1.566 s with THP (1536 faults of 2 MiB, zeroing included).
-    The others are estimates, marked as such: a 4 KiB copy at ~10 GB/s, an SSD read
-    for a swap-in, a few ns per PTE for khugepaged's scan.
-    """
-    fault_4k_ns: float = 2.182e9 / 786432          # A: Arcangeli RFC, no THP
-    fault_2m_ns: float = 1.566e9 / 1536            # A: Arcangeli RFC, THP
-    copy_page_ns: float = 400.0                    # estimate: 4 KiB at ~10 GB/s
-    swapin_ns: float = 100_000.0                   # estimate: one SSD read
-    swapout_ns: float = 20_000.0                   # estimate: one SSD write, amortised
-    scan_pte_ns: float = 5.0                       # estimate: khugepaged reading one PTE
-    split_pmd_ns: float = 2_000.0                  # estimate: 512 PTE writes + flush
-    split_thp_ns: float = 30_000.0                 # estimate: __folio_split of 512 pages (unmap, remap, free)
 
-    def charge(self, d: dict) -> float:
-        """Foreground time for a dict of counter deltas."""
-        return (d.get("x_fault_pages", 0) * self.fault_4k_ns + d.get("thp_fault_alloc", 0) * self.fault_2m_ns
-                + d.get("x_cow_copies", 0) * (self.fault_4k_ns + self.copy_page_ns)
-                + d.get("pswpin", 0) * self.swapin_ns + d.get("pswpout", 0) * self.swapout_ns
-                + d.get("thp_split_pmd", 0) * self.split_pmd_ns + d.get("thp_split_page", 0) * self.split_thp_ns)
+def _charge_khugepaged(costs: CostModel, d: dict) -> float:
+    """khugepaged's CPU time for a dict of counter deltas (its own CPU, not the clock)."""
+    return (d.get("x_ptes_scanned", 0) * costs.scan_pte_ns + d.get("x_collapse_copied", 0) * costs.copy_page_ns
+            + d.get("pswpin", 0) * costs.swap_in_page_ns)
 
-    def charge_khugepaged(self, d: dict) -> float:
-        return (d.get("x_ptes_scanned", 0) * self.scan_pte_ns + d.get("x_collapse_copied", 0) * self.copy_page_ns
-                + d.get("pswpin", 0) * self.swapin_ns)
 
 
 # ---------------------------------------------------------------------------
@@ -738,7 +723,9 @@ class Kernel:
     swap_bytes : swap space (default: half of memory).
     virtual_bytes : the size of each process's virtual window (default 128 GiB).
     thp : dict of sysfs overrides, e.g. ``{"enabled": "always", "khugepaged/max_ptes_none": 64}``.
-    costs : a CostModel.
+    costs : a :class:`thpbench.costs.CostModel`; default ``CostModel.default()``, the
+        calibration of data/calibration/ (measured by benchmarks/calibrate.py), else
+        the published figures.
     min_free_kbytes : default as the kernel computes it (then raised by khugepaged's
         set_recommended_min_free_kbytes while THP is enabled).
     """
@@ -762,7 +749,7 @@ class Kernel:
         self.max_processes = _as_int(max_processes, "max_processes")
         self.core = MMCore(self.buddy, self.max_processes, virtual_bytes // HPAGE_PMD_SIZE, swap_bytes // PAGE_SIZE)
         self.swap_pages = swap_bytes // PAGE_SIZE
-        self.costs = costs or CostModel()
+        self.costs = CostModel.default() if costs is None else costs
         self._min_free_kbytes_user = min_free_kbytes
         self.now_ns = 0
         self.khugepaged_cpu_ns = 0.0
@@ -874,9 +861,9 @@ class Kernel:
         d = {k: st[k] - self._last_stats[k] for k in st}
         self._last_stats = st
         if khugepaged:
-            self.khugepaged_cpu_ns += self.costs.charge_khugepaged(d)
+            self.khugepaged_cpu_ns += _charge_khugepaged(self.costs, d)
         else:
-            self.now_ns += self.costs.charge(d)
+            self.now_ns += _charge(self.costs, d)
         ev = self.core.drain_events()
         if len(ev):
             t = self.now_ns
