@@ -46,3 +46,21 @@ def test_bandwidth_and_machine():
     bw = bandwidth_ns_per_page(4 << 20, repeat=1)
     assert bw["copy_page_ns"] > 0 and bw["clear_page_ns"] > 0
     assert {"host", "cpu", "kernel", "cpus", "thp_enabled"} <= set(machine())
+
+
+def test_default_honours_the_pinned_calibration(monkeypatch, tmp_path):
+    monkeypatch.setenv("THPBENCH_CALIBRATION", "published")
+    assert CostModel.default() == CostModel.published()
+    data = {"date": "d", "machine": {"host": "h", "cpu": "c", "kernel": "k", "cpus": 1},
+            "costs": {"fault_4k_ns": 7.0}}
+    (tmp_path / "x.json").write_text(json.dumps(data))
+    monkeypatch.setenv("THPBENCH_CALIBRATION", str(tmp_path / "x.json"))
+    assert CostModel.default().fault_4k_ns == 7.0
+
+
+def test_the_reference_calibration_is_shipped_and_pinned():
+    import os
+    from pathlib import Path
+    ref = Path(os.environ["THPBENCH_CALIBRATION"])     # set by the root conftest.py
+    assert ref.exists() and ref.parent.name == "calibration"
+    assert CostModel.default() == CostModel.from_calibration(ref)
