@@ -86,7 +86,6 @@ _F_OK, _F_SEGV_MAPERR, _F_SEGV_ACCERR, _F_OOM = 0, 1, 2, 3
 # madvise_collapse(): results after which the remaining PMDs are still tried
 _MADV_COLLAPSE_CONTINUE = {SCAN_RESULT_NAMES.index(n) for n in
                            ("SCAN_PMD_NULL", "SCAN_PAGE_RO", "SCAN_LACK_REFERENCED_PAGE")}
-_EV_THP_FAULT = MM_EVENT_NAMES.index("thp_fault")
 
 
 class SegmentationFault(Exception):
@@ -765,7 +764,7 @@ class Kernel:
         self._khugepaged_next_ns: float | None = None
         self._last_result = None
         self._pass_pages_left = None
-        self.tlb_flush_hooks: list[Callable[[int, int, int], None]] = []
+        self.tlb_flush_hooks: list[Callable[[int, int, int, str], None]] = []
         self._events: list[tuple] = []
         self._samples: list[dict] = []
         self._last_stats = self.core.stats()
@@ -869,9 +868,10 @@ class Kernel:
             t = self.now_ns
             for kind, mmid, vpn, nr in ev.tolist():
                 self._events.append((t, MM_EVENT_NAMES[kind], mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT))
-                if kind != _EV_THP_FAULT:
-                    for hook in self.tlb_flush_hooks:
-                        hook(mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT)
+                # every event, a THP fault too (it installs a PMD: nothing to flush, but a
+                # TLB model must see the new mapping)
+                for hook in self.tlb_flush_hooks:
+                    hook(mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT, MM_EVENT_NAMES[kind])
         if not khugepaged:
             self._maybe_run_khugepaged()
 

@@ -312,6 +312,24 @@ def walk_refs_worst_case(levels: int = 4, host_levels: int | None = None,
 # The MMU: translating traces through mappings
 # ---------------------------------------------------------------------------
 
+#: Per simulated-kernel event: (flush stride shift, page-table entries written; None =
+#: one per 4 KiB page of the range).  Collapse: pmdp_collapse_flush() flushes 2 MiB at
+#: PAGE_SHIFT stride (a full flush on x86) and writes one PMD.  Split: pmdp_invalidate()
+#: -> flush_pmd_tlb_range() at PMD_SHIFT stride, then 512 PTEs and the PMD are written.
+#: Zap, mprotect, migration, CoW and swap-out clear or rewrite one PTE per page and flush
+#: at PAGE_SHIFT stride (arch/x86/include/asm/tlbflush.h, arch/x86/mm/tlb.c).
+KERNEL_FLUSH_STRIDE = {
+    "collapse": (PAGE_SHIFT, 1),
+    "split_pmd": (PMD_SHIFT, 513),
+    "zap": (PAGE_SHIFT, None),
+    "mprotect": (PAGE_SHIFT, None),
+    "migrate": (PAGE_SHIFT, None),
+    "cow": (PAGE_SHIFT, None),
+    "swapout": (PAGE_SHIFT, None),
+    "thp_fault": (None, 1),          # a new PMD over an empty range: no flush
+}
+
+
 class MMU:
     """A CPU's translation hardware translating address traces.
 
@@ -428,6 +446,52 @@ class MMU:
         start = self._map_args["base_va"] + (r << PMD_SHIFT)
         self.flush_range(start, HPAGE_PMD_SIZE, PMD_SHIFT)
         self.guest_pte_writes(513)
+
+    # -- translating through a simulated kernel's page tables ---------------------------
+    def attach(self, process, start: int, end: int, *, host_huge=None, default_host_huge: bool = False,
+               host_pt_huge: bool | None = None) -> "MMU":
+        """Translate through ``process``'s page tables (a :class:`thpbench.mm.Process`) over
+        [start, end): each 2 MiB region is huge exactly when the simulated kernel maps it
+        with a PMD (``Process.pmd_mapped``), and stays so as the kernel changes it.
+
+        The MMU joins ``kernel.tlb_flush_hooks``: when the kernel collapses, splits,
+        zaps, write-protects, migrates, copies on write or swaps out pages of this
+        process, the mapping is re-read and the range flushed with the stride x86 uses
+        for that operation (:data:`KERNEL_FLUSH_STRIDE`), and the page-table writes are
+        counted (each one an exit under shadow paging).  ``host_huge`` etc. are as in
+        :meth:`map` (the host's backing of guest-physical memory).  :meth:`detach` ends it.
+        """
+        self.detach()
+        start = int(start) >> PMD_SHIFT << PMD_SHIFT
+        end = -(-int(end) >> PMD_SHIFT) << PMD_SHIFT
+        if end <= start:
+            raise ValueError(f"empty range [{start:#x}, {end:#x})")
+        self.map(guest_huge=process.pmd_mapped(start, end), base_va=start, host_huge=host_huge,
+                 default_host_huge=default_host_huge, host_pt_huge=host_pt_huge)
+        self._attached = (process, start, end)
+        process.kernel.tlb_flush_hooks.append(self._kernel_event)
+        return self
+
+    def detach(self) -> None:
+        """Stop following the attached process (if any)."""
+        att = getattr(self, "_attached", None)
+        if att is not None:
+            hooks = att[0].kernel.tlb_flush_hooks
+            if self._kernel_event in hooks:
+                hooks.remove(self._kernel_event)
+            self._attached = None
+
+    def _kernel_event(self, pid: int, start: int, nbytes: int, kind: str) -> None:
+        process, lo, hi = self._attached
+        if pid != process.pid or start >= hi or start + nbytes <= lo:
+            return
+        if process.alive:
+            self._map_args["guest_huge"] = process.pmd_mapped(lo, hi)
+            self.map(**self._map_args)
+        stride, writes = KERNEL_FLUSH_STRIDE[kind]
+        if stride is not None:
+            self.flush_range(start, nbytes, stride)
+        self.guest_pte_writes(writes if writes is not None else max(1, nbytes >> PAGE_SHIFT))
 
     def run_with_events(self, trace, events) -> dict:
         """Run ``trace`` with mapping changes in between: ``events`` is an iterable of
