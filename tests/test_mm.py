@@ -292,15 +292,17 @@ def test_sysfs_read_write_and_validation(kernel):
 
 def test_debugfs_split_text_and_tlb_hooks(kernel):
     seen = []
-    kernel.tlb_flush_hooks.append(lambda pid, start, n: seen.append((pid, start, n)))
+    kernel.tlb_flush_hooks.append(lambda pid, start, n, kind: seen.append((pid, start, n, kind)))
     p = kernel.spawn()
     a = p.mmap(2 * HPAGE_PMD_SIZE)
     p.touch_range(a, 2 * HPAGE_PMD_SIZE)
-    assert seen == []
+    # THP faults install PMDs: hooks see them, nothing is flushed
+    assert {s[3] for s in seen} == {"thp_fault"} and len(seen) == 2
     n = kernel.write_debugfs_split(f"{p.pid},{a:#x},{a + 2 * HPAGE_PMD_SIZE:#x},0")
     kernel.check()
     assert n == 2
-    assert (p.pid, a, HPAGE_PMD_SIZE) in seen and (p.pid, a + HPAGE_PMD_SIZE, HPAGE_PMD_SIZE) in seen
+    assert (p.pid, a, HPAGE_PMD_SIZE, "split_pmd") in seen
+    assert (p.pid, a + HPAGE_PMD_SIZE, HPAGE_PMD_SIZE, "split_pmd") in seen
     ev = kernel.events()
     assert set(ev.kind) >= {"thp_fault", "split_pmd"}
 
@@ -362,7 +364,7 @@ def test_khugepaged_alloc_failure_sleeps_alloc_sleep_millisecs():
 
 def test_migrate_folio_moves_content_and_mappings(kernel):
     seen = []
-    kernel.tlb_flush_hooks.append(lambda pid, start, n: seen.append((pid, start, n)))
+    kernel.tlb_flush_hooks.append(lambda pid, start, n, kind: seen.append((pid, start, n, kind)))
     p = kernel.spawn()
     a = p.mmap(HPAGE_PMD_SIZE)
     p.touch_pages(np.arange(a, a + HPAGE_PMD_SIZE, PAGE_SIZE), values=np.arange(512) + 7)
@@ -377,7 +379,7 @@ def test_migrate_folio_moves_content_and_mappings(kernel):
         (qpfn,), (order,) = q.folio_orders(a, PAGE_SIZE)
         assert qpfn == target and order == 9 and q.check_huge(a, 1)
         assert list(q.peek(np.arange(a, a + HPAGE_PMD_SIZE, PAGE_SIZE))[0]) == list(range(7, 519))
-    assert (p.pid, a, HPAGE_PMD_SIZE) in seen and (c.pid, a, HPAGE_PMD_SIZE) in seen
+    assert (p.pid, a, HPAGE_PMD_SIZE, "migrate") in seen and (c.pid, a, HPAGE_PMD_SIZE, "migrate") in seen
     # small pages, to wherever the allocator puts them
     kernel.sysfs["enabled"] = "never"
     b = p.mmap(4 * PAGE_SIZE)
