@@ -181,10 +181,14 @@ plt.show()
 # %% [markdown]
 # What the model gets, and what it does not:
 #
-# * **The order** of the eight configurations comes out as published, with one tie: the
-#   model has no mechanism by which host THP changes shadow paging when the guest uses
-#   4 KiB pages (the shadow entry is 4 KiB either way), so it predicts never/always and
-#   never/never equal where Arcangeli measured 254% and 260%.
+# * **The order** of the eight configurations comes out as published, but the two
+#   shadow rows with a 4 KiB guest are almost equal: under shadow paging the TLB entry
+#   is 4 KiB whatever the host does, so host THP enters only through KVM's own work on
+#   each exit, which reads the guest's page tables and the trapping instruction through
+#   the host's mapping of guest memory (`tlb.shadow_exit_host_walks`). In the model
+#   that makes never/never dearer than never/always by a fraction of a point, where
+#   Arcangeli measured 254% against 260%: the rest of that gap is host-side work the
+#   model does not simulate.
 # * **Host THP under EPT** matters in the model for the right reason: with host 4 KiB
 #   pages the host's part of each nested walk ends in a PTE line that covers only 32 KiB,
 #   which misses the data caches far more often than a PMD line covering 16 MiB. The
