@@ -17,6 +17,12 @@ Layouts (``mm/vmstat.c``):
   ``pagetypeinfo_showmixedcount`` adds a "Number of mixed blocks" table of the same shape.
   The whole text repeats per NUMA node.
 
+The THP configuration lives in sysfs, one file per knob under
+``/sys/kernel/mm/transparent_hugepage``: :func:`read_thp_sysfs` reads such a tree (the
+machine's own, or a saved one), :func:`save_thp_sysfs` writes a simulated kernel's
+``kernel.sysfs`` as the same tree, and :func:`thp_settings` turns the files into the
+settings ``thpbench.Kernel(thp=...)`` takes.
+
 Also: :func:`snapshot` reads the running machine, :func:`load_snapshot` a saved one
 (``data/procfs/*``), and :func:`allocator_from_buddyinfo` builds a ``BuddyAllocator``
 whose ``buddyinfo()`` equals a real zone's row (and, given pagetypeinfo, whose free
@@ -53,6 +59,10 @@ __all__ = [
     "load_snapshot",
     "allocator_from_buddyinfo",
     "allocator_from_snapshot",
+    "THP_SYSFS",
+    "read_thp_sysfs",
+    "save_thp_sysfs",
+    "thp_settings",
 ]
 
 # pagetypeinfo_showfree_print(): the kernel stops walking a free list at this count
@@ -780,6 +790,68 @@ def allocator_from_snapshot(snap: ProcSnapshot, zone: str = "Normal", node: int 
             kw["free_per_migratetype"] = _reconcile(z["buddyinfo"], z["free"], z["capped"])
     return allocator_from_buddyinfo(z["buddyinfo"], nr_pages, grouping=grouping, seed=seed,
                                     zoneinfo={k: z[k] for k in ("managed", "present") if k in z}, **kw)
+
+
+# ---------------------------------------------------------------------------
+# The THP sysfs tree (mm/huge_memory.c hugepage_attr_group, mm/khugepaged.c
+# khugepaged_attr_group)
+# ---------------------------------------------------------------------------
+
+#: Where the kernel puts it.
+THP_SYSFS = "/sys/kernel/mm/transparent_hugepage"
+
+
+def _thp_files():
+    from thpbench.mm import _SYSFS_SPEC       # the simulator's knobs, by sysfs path
+    return list(_SYSFS_SPEC)
+
+
+def read_thp_sysfs(root: str | os.PathLike = THP_SYSFS) -> dict:
+    """The THP sysfs files the simulator knows, as the kernel prints them (stripped).
+
+    ``{"enabled": "always [madvise] never", "khugepaged/max_ptes_none": "511", ...}``;
+    a file the tree lacks (an older kernel: ``shrink_underused`` is 6.12+,
+    ``khugepaged/max_ptes_shared`` 5.8+) is left out.
+    """
+    root = Path(root)
+    if not (root / "enabled").exists():
+        raise FileNotFoundError(f"{root} holds no THP sysfs tree (no 'enabled' file)")
+    out = {}
+    for name in _thp_files():
+        f = root / name
+        if f.exists():
+            out[name] = f.read_text().strip()
+    return out
+
+
+def save_thp_sysfs(sysfs, directory: str | os.PathLike) -> Path:
+    """Write a THP sysfs tree: ``sysfs`` is a simulated kernel's ``kernel.sysfs`` (or a
+    dict of file contents as :func:`read_thp_sysfs` returns).  Each file holds its text
+    and a newline, as sysfs shows it."""
+    d = Path(directory)
+    names = _thp_files() if not isinstance(sysfs, dict) else list(sysfs)
+    for name in names:
+        f = d / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"{sysfs[name]}\n")
+    return d
+
+
+def thp_settings(files: dict) -> dict:
+    """Writable settings from sysfs file contents: the bracketed word of a choice
+    ("always [madvise] never" -> "madvise"), numbers as they are; read-only files
+    (counters, hpage_pmd_size) are dropped.  ``Kernel(thp=thp_settings(read_thp_sysfs()))``
+    configures the simulator as this machine is configured."""
+    from thpbench.mm import _SYSFS_SPEC
+    out = {}
+    for name, text in files.items():
+        if name not in _SYSFS_SPEC:
+            raise KeyError(f"unknown THP sysfs file {name!r}; known: {', '.join(_SYSFS_SPEC)}")
+        if _SYSFS_SPEC[name][1] == "ro":
+            continue
+        m = re.search(r"\[([^\]]+)\]", text)
+        out[name] = m.group(1) if m else text.strip()
+    return out
 
 
 # ---------------------------------------------------------------------------
