@@ -31,7 +31,7 @@ as ``book=``.  Without a book every movable block moves and nobody is told.  The
 simulated kernel will pass its own mover (page tables through its reverse map).
 
 Watermarks belong to the simulated kernel; here they are parameters in pages
-(``wmark_min_pages``, ``wmark_low_pages``; default 0, i.e. no reserve).
+(``wmark_min_pages`` default 0, i.e. no reserve; ``wmark_low_pages`` defaults to min).
 
 Simplified (the model, not the kernel):
 
@@ -134,7 +134,7 @@ def _book(allocator, book):
 
 def _wmarks(wmark_min_pages, wmark_low_pages, extfrag_threshold):
     lo = _int(wmark_min_pages, "wmark_min_pages", 0, 2**62)
-    lw = _int(wmark_low_pages, "wmark_low_pages", 0, 2**62)
+    lw = lo if wmark_low_pages is None else _int(wmark_low_pages, "wmark_low_pages", 0, 2**62)
     if lw < lo:
         raise ValueError(f"wmark_low_pages {lw} is below wmark_min_pages {lo}")
     return lo, lw, _int(extfrag_threshold, "extfrag_threshold", 0, 1000)
@@ -178,7 +178,7 @@ def fragmentation_score_wmark(compaction_proactiveness=20, low=True):
     return wmark_low if low else min(wmark_low + leeway, 100)
 
 
-def compaction_suitable(allocator, order, *, wmark_min_pages=0, wmark_low_pages=0, extfrag_threshold=500):
+def compaction_suitable(allocator, order, *, wmark_min_pages=0, wmark_low_pages=None, extfrag_threshold=500):
     """``compaction_suitable()``: may compaction for ``order`` run on this zone now?
 
     The order-0 watermark (low for costly orders > 3, else min) plus
@@ -196,7 +196,7 @@ def compaction_suitable(allocator, order, *, wmark_min_pages=0, wmark_low_pages=
 
 def compact_zone(allocator, order=-1, mode="sync", book=None, *, state=None, migratetype="movable",
                  direct=None, whole_zone=None, ignore_skip_hint=None, ignore_block_suitable=False,
-                 proactive=False, compaction_proactiveness=20, wmark_min_pages=0, wmark_low_pages=0,
+                 proactive=False, compaction_proactiveness=20, wmark_min_pages=0, wmark_low_pages=None,
                  alloc_wmark_pages=None, extfrag_threshold=500, trace=False):
     """Run ``compact_zone()`` once; return a dict of its result and counters.
 
@@ -227,7 +227,7 @@ def compact_zone(allocator, order=-1, mode="sync", book=None, *, state=None, mig
         ``cc->proactive_compaction``: finish when the zone's fragmentation score is at
         most ``fragmentation_score_wmark(compaction_proactiveness, low=True)``.
     wmark_min_pages, wmark_low_pages : int
-        The zone's min and low watermarks (pages).  The free scanner stops isolating
+        The zone's min and low watermarks (pages; low defaults to min).  The free scanner stops isolating
         below min + 2**order; ``compaction_suitable`` reads both.
     alloc_wmark_pages : int, optional
         The allocation's watermark for the "can already succeed" test (default min).
@@ -280,7 +280,7 @@ def compact_memory(allocator, book=None, *, state=None, trace=False):
 # -- direct compaction ---------------------------------------------------------------------
 
 def try_to_compact_pages(allocator, order, *, priority="async", migratetype="movable", state=None, book=None,
-                         wmark_min_pages=0, wmark_low_pages=0, alloc_wmark_pages=None, extfrag_threshold=500,
+                         wmark_min_pages=0, wmark_low_pages=None, alloc_wmark_pages=None, extfrag_threshold=500,
                          trace=False):
     """``try_to_compact_pages()`` for one zone: direct compaction for an allocation of ``order``.
 
@@ -317,7 +317,7 @@ def try_to_compact_pages(allocator, order, *, priority="async", migratetype="mov
 
 
 def direct_compact(allocator, order, *, migratetype="movable", priority="async", state=None, book=None,
-                   wmark_min_pages=0, wmark_low_pages=0, alloc_wmark_pages=None, extfrag_threshold=500):
+                   wmark_min_pages=0, wmark_low_pages=None, alloc_wmark_pages=None, extfrag_threshold=500):
     """``__alloc_pages_direct_compact()``: compact, then try the allocation.
 
     Unless compaction was skipped, counts ``compact_stall`` and then
@@ -376,7 +376,7 @@ class Kcompactd:
     """
 
     def __init__(self, allocator, *, state=None, book=None, compaction_proactiveness=20, extfrag_threshold=500,
-                 wmark_min_pages=0, wmark_low_pages=0, start_ns=0):
+                 wmark_min_pages=0, wmark_low_pages=None, start_ns=0):
         self.allocator = _allocator(allocator)
         self.state = _state(allocator, state)
         self.book = _book(allocator, book)
