@@ -290,6 +290,9 @@ def test_extfrag_threshold_and_watermark_decide_suitability():
     free = a.nr_free_pages
     assert compaction_suitable(a, 3, wmark_min_pages=free - (2 << 3) - 1)
     assert not compaction_suitable(a, 3, wmark_min_pages=free - (2 << 3))
+    # the caller's watermark is the base (compact_zone passes the allocation's)
+    assert not compaction_suitable(a, 3, watermark_pages=free - (2 << 3))
+    assert compaction_suitable(a, 3, watermark_pages=free - (2 << 3) - 1, wmark_min_pages=free)
     # costly orders test the low watermark
     assert not compaction_suitable(a, order, wmark_min_pages=0, wmark_low_pages=free, extfrag_threshold=0)
     assert compaction_suitable(a, order, wmark_min_pages=0, wmark_low_pages=free - (2 << order) - 1, extfrag_threshold=0)

@@ -32,7 +32,8 @@ def controls(draw, max_order):
     return dict(order=order, mode=draw(st.sampled_from(sorted(MODES))), direct=draw(st.booleans()),
                 whole_zone=draw(st.booleans()), ignore_skip_hint=draw(st.booleans()),
                 ignore_block_suitable=draw(st.booleans()), proactive=draw(st.booleans()) and order < 0,
-                proactiveness=draw(st.integers(0, 100)), wmark_min=draw(st.sampled_from([0, 0, 0, 4, 12])),
+                proactiveness=draw(st.integers(0, 100)), wmark_min=draw(st.sampled_from([0, 0, 0, 4, 12])), wmark_extra=draw(st.sampled_from([0, 0, 8])),
+                alloc_extra=draw(st.sampled_from([0, 0, 3])),
                 migratetype=draw(st.integers(0, 2)), extfrag_threshold=draw(st.sampled_from([0, 500, 1000])))
 
 
@@ -103,12 +104,15 @@ def test_core_matches_reference(zone, data):
                          direct=c["direct"], whole_zone=c["whole_zone"], ignore_skip_hint=c["ignore_skip_hint"],
                          ignore_block_suitable=c["ignore_block_suitable"], proactive=c["proactive"],
                          compaction_proactiveness=c["proactiveness"], wmark_min_pages=c["wmark_min"],
+                         wmark_low_pages=c["wmark_min"] + c["wmark_extra"],
+                         alloc_wmark_pages=c["wmark_min"] + c["alloc_extra"],
                          extfrag_threshold=c["extfrag_threshold"], trace=True)
         rc = ReferenceCompaction(ref, zs, order=c["order"], mode=MODES[c["mode"]], migratetype=c["migratetype"],
                                  whole_zone=c["whole_zone"], direct=c["direct"], proactive=c["proactive"],
                                  ignore_skip_hint=c["ignore_skip_hint"],
                                  ignore_block_suitable=c["ignore_block_suitable"], wmark_min=c["wmark_min"],
-                                 wmark_low=c["wmark_min"], alloc_wmark=c["wmark_min"],
+                                 wmark_low=c["wmark_min"] + c["wmark_extra"],
+                                 alloc_wmark=c["wmark_min"] + c["alloc_extra"],
                                  extfrag_threshold=c["extfrag_threshold"], proactive_wmark_low=wl,
                                  mover=mover, splitter=splitter)
         ret = rc.run()

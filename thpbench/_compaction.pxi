@@ -109,15 +109,17 @@ cdef inline int fragmentation_score_node(const Zone *z) noexcept nogil:
     # present_pages * score / (node_present_pages + 1)
     return <int>(z.nr_pages * fragmentation_score_zone(z) // (z.nr_pages + 1))
 
-cdef bint compaction_suitable_c(const Zone *z, int order, int64_t wmark_min, int64_t wmark_low,
-                                int extfrag_threshold) noexcept nogil:
-    # compaction_suitable() -> __compaction_suitable(): the order-0 watermark (low for
-    # costly orders) plus compact_gap(order) = 2 << order must be met, so that the free
-    # scanner can isolate targets; for costly orders a fragmentation index at or below
-    # vm.extfrag_threshold says a failure would be for lack of memory: do not compact.
-    cdef int64_t watermark = wmark_low if order > PAGE_ALLOC_COSTLY_ORDER else wmark_min
+cdef bint compaction_suitable_c(const Zone *z, int order, int64_t watermark, int64_t wmark_min,
+                                int64_t wmark_low, int extfrag_threshold) noexcept nogil:
+    # compaction_suitable() -> __compaction_suitable() (6.15+): the caller's order-0
+    # watermark plus compact_gap(order) = 2 << order (plus low - min for costly orders)
+    # must be met, so that the free scanner can isolate targets; for costly orders a
+    # fragmentation index at or below vm.extfrag_threshold says a failure would be for
+    # lack of memory, not fragmentation: do not compact.
     cdef int fragindex
     watermark += (<int64_t>2) << order
+    if order > PAGE_ALLOC_COSTLY_ORDER:
+        watermark += wmark_low - wmark_min
     if not zone_watermark_ok(z, 0, watermark):
         return False
     if order > PAGE_ALLOC_COSTLY_ORDER:
@@ -608,8 +610,9 @@ cdef int compact_finished(compact_control *cc) noexcept nogil:
     return COMPACT_CONTENDED if cc.contended else COMPACT_CONTINUE
 
 cdef int compact_zone_c(compact_control *cc) noexcept nogil:
-    """compact_zone(): the caller filled cc (order, mode, flags, watermarks, mover,
-    migratepages buffer of (1 << pageblock_order) + 1 entries) and zeroed the rest."""
+    """compact_zone(): cc set up by compact_control_init() plus the caller's flags,
+    watermarks and mover; returns a COMPACT_* result.  Counters go to cc.stats, the
+    cached positions to cc.zs; cc.total_*_scanned hold this run's scan counts."""
     cdef Zone *z = cc.zone
     cdef CompactZoneState *zs = cc.zs
     cdef pfn_t end_pfn = z.nr_pages
@@ -630,7 +633,8 @@ cdef int compact_zone_c(compact_control *cc) noexcept nogil:
         if zone_watermark_ok(z, cc.order, cc.alloc_wmark):
             return COMPACT_SUCCESS
         # "Compaction is likely to fail"
-        if not compaction_suitable_c(z, cc.order, cc.wmark_min, cc.wmark_low, cc.extfrag_threshold):
+        if not compaction_suitable_c(z, cc.order, cc.alloc_wmark, cc.wmark_min, cc.wmark_low,
+                                     cc.extfrag_threshold):
             return COMPACT_SKIPPED
     if cc.whole_zone:
         cc.migrate_pfn = 0
@@ -700,6 +704,40 @@ cdef int compact_zone_c(compact_control *cc) noexcept nogil:
     cc.stats.compact_migrate_scanned += cc.total_migrate_scanned
     cc.stats.compact_free_scanned += cc.total_free_scanned
     return ret
+
+
+cdef int compact_control_init(compact_control *cc, Zone *z, CompactZoneState *zs, CompactStats *stats,
+                              int order, int mode, int migratetype) noexcept nogil:
+    """Zero cc and set it up for one compact_zone_c() call; -1 if out of memory.
+
+    The caller then sets the flags (whole_zone, direct_compaction, ...), the watermarks
+    and the mover (migrate_folio, split_folio, mover_ctx), runs compact_zone_c(cc) and
+    always calls compact_control_release(cc).  Defaults: no watermarks, threshold 500,
+    proactive low mark 80 (compaction_proactiveness 20), no mover."""
+    memset(cc, 0, sizeof(compact_control))
+    cc.zone = z
+    cc.zs = zs
+    cc.stats = stats
+    cc.order = order
+    cc.mode = mode
+    cc.migratetype = migratetype
+    cc.extfrag_threshold = 500
+    cc.proactive_wmark_low = 80
+    cc.migrate_cap = ((<int64_t>1) << z.pageblock_order) + 1
+    cc.migratepages = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
+    cc.split_folios = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
+    if cc.migratepages == NULL or cc.split_folios == NULL:
+        compact_control_release(cc)
+        return -1
+    return 0
+
+cdef void compact_control_release(compact_control *cc) noexcept nogil:
+    c_free2(cc.migratepages)
+    c_free2(cc.split_folios)
+    c_free2(cc.trace)
+    cc.migratepages = NULL
+    cc.split_folios = NULL
+    cc.trace = NULL
 
 
 # ---------------------------------------------------------------------------
@@ -976,13 +1014,8 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, PageBook book
     cdef compact_control cc
     cdef int ret
     before = state.counters()
-    memset(&cc, 0, sizeof(compact_control))
-    cc.zone = &allocator.z
-    cc.zs = &state.zs
-    cc.stats = &state.stats
-    cc.order = order
-    cc.mode = mode
-    cc.migratetype = migratetype
+    if compact_control_init(&cc, &allocator.z, &state.zs, &state.stats, order, mode, migratetype) != 0:
+        raise MemoryError("could not allocate the migrate lists")
     cc.whole_zone = whole_zone
     cc.direct_compaction = direct_compaction
     cc.proactive_compaction = proactive_compaction
@@ -994,13 +1027,6 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, PageBook book
     cc.extfrag_threshold = extfrag_threshold
     cc.proactive_wmark_low = proactive_wmark_low
     cc.want_trace = trace
-    cc.migrate_cap = ((<int64_t>1) << allocator.z.pageblock_order) + 1
-    cc.migratepages = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
-    cc.split_folios = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
-    if cc.migratepages == NULL or cc.split_folios == NULL:
-        c_free2(cc.migratepages)
-        c_free2(cc.split_folios)
-        raise MemoryError("could not allocate the migrate lists")
     if book is not None:
         cc.migrate_folio = pagebook_migrate_folio
         cc.split_folio = pagebook_split_folio
@@ -1014,10 +1040,7 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, PageBook book
             if cc.trace_len:
                 out_trace[:] = np.asarray(<int64_t[:cc.trace_len * 4]>cc.trace).reshape(cc.trace_len, 4)
     finally:
-        c_free2(cc.migratepages)
-        c_free2(cc.split_folios)
-        if cc.trace != NULL:
-            c_free2(cc.trace)
+        compact_control_release(&cc)
     after = state.counters()
     delta = {k: after[k] - before[k] for k in COMPACT_STAT_NAMES}
     return ret, delta, out_trace, cc.total_migrate_scanned, cc.total_free_scanned
@@ -1025,8 +1048,9 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, PageBook book
 
 def _zone_metrics(BuddyAllocator allocator, int order, int64_t wmark_min, int64_t wmark_low,
                   int extfrag_threshold, int64_t alloc_wmark):
-    """(fragmentation_index, extfrag_for_order, compaction_suitable, watermark_ok, score)."""
+    """(fragmentation_index, extfrag_for_order, compaction_suitable, watermark_ok, score);
+    alloc_wmark is the watermark of both tests."""
     cdef Zone *z = &allocator.z
     return (fragmentation_index_c(z, order), extfrag_for_order(z, order),
-            compaction_suitable_c(z, order, wmark_min, wmark_low, extfrag_threshold),
+            compaction_suitable_c(z, order, alloc_wmark, wmark_min, wmark_low, extfrag_threshold),
             zone_watermark_ok(z, order, alloc_wmark), fragmentation_score_node(z))

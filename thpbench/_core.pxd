@@ -210,6 +210,13 @@ cdef struct PageBookC:            # what the PageBook mover reads and writes
     int64_t *slots                # optional: slot -> head pfn, rewritten on migration
     int64_t nr_slots
 
+# Entry points for other parts of the core (the THP kernel), in _compaction.pxi:
+#   compact_control_init(cc, zone, zone_state, stats, order, mode, migratetype) -> 0 / -1
+#   then set cc flags, watermarks and cc.migrate_folio / cc.split_folio / cc.mover_ctx;
+#   compact_zone_c(cc) -> COMPACT_*;  compact_control_release(cc) always.
+#   compaction_suitable_c, compaction_deferred, defer_compaction, compaction_defer_reset,
+#   zone_watermark_ok, fragmentation_index_c, extfrag_for_order, fragmentation_score_node.
+
 cdef class CompactionState:
     cdef CompactZoneState zs
     cdef CompactStats stats

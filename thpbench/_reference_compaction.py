@@ -103,8 +103,10 @@ class ReferenceCompaction:
         return 0 if free == 0 else (free - (suitable << order)) * 100 // free
 
     def suitable(self, order):
-        wm = self.wmark_low if order > PAGE_ALLOC_COSTLY_ORDER else self.wmark_min
-        if not self.watermark_ok(0, wm + (2 << order)):
+        wm = self.alloc_wmark + (2 << order)
+        if order > PAGE_ALLOC_COSTLY_ORDER:
+            wm += self.wmark_low - self.wmark_min
+        if not self.watermark_ok(0, wm):
             return False
         if order > PAGE_ALLOC_COSTLY_ORDER:
             fi = self.fragmentation_index(order)

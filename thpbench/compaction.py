@@ -178,18 +178,21 @@ def fragmentation_score_wmark(compaction_proactiveness=20, low=True):
     return wmark_low if low else min(wmark_low + leeway, 100)
 
 
-def compaction_suitable(allocator, order, *, wmark_min_pages=0, wmark_low_pages=None, extfrag_threshold=500):
+def compaction_suitable(allocator, order, *, watermark_pages=None, wmark_min_pages=0, wmark_low_pages=None,
+                        extfrag_threshold=500):
     """``compaction_suitable()``: may compaction for ``order`` run on this zone now?
 
-    The order-0 watermark (low for costly orders > 3, else min) plus
-    ``compact_gap(order) = 2 << order`` free pages must be exceeded, so that the free
-    scanner has targets; and for costly orders the fragmentation index must be outside
-    ``0..extfrag_threshold`` (at or below the threshold a failure is for lack of memory).
+    Free pages must exceed the caller's watermark (``watermark_pages``, default the
+    min watermark) plus ``compact_gap(order) = 2 << order``, plus ``low - min`` for
+    costly orders (> 3), so that the free scanner has targets; and for costly orders
+    the fragmentation index must be outside ``0..extfrag_threshold`` (at or below the
+    threshold a failure is for lack of memory, not fragmentation).
     """
     a = _allocator(allocator)
     o = _order(a, order, 0)
     lo, lw, t = _wmarks(wmark_min_pages, wmark_low_pages, extfrag_threshold)
-    return bool(_zone_metrics(a, o, lo, lw, t, 0)[2])
+    w = lo if watermark_pages is None else _int(watermark_pages, "watermark_pages", 0, 2**62)
+    return bool(_zone_metrics(a, o, lo, lw, t, w)[2])
 
 
 # -- compact_zone ---------------------------------------------------------------------
@@ -227,10 +230,12 @@ def compact_zone(allocator, order=-1, mode="sync", book=None, *, state=None, mig
         ``cc->proactive_compaction``: finish when the zone's fragmentation score is at
         most ``fragmentation_score_wmark(compaction_proactiveness, low=True)``.
     wmark_min_pages, wmark_low_pages : int
-        The zone's min and low watermarks (pages; low defaults to min).  The free scanner stops isolating
-        below min + 2**order; ``compaction_suitable`` reads both.
+        The zone's min and low watermarks (pages; low defaults to min).  The free scanner
+        stops isolating below min + 2**order; ``compaction_suitable`` adds low - min for
+        costly orders.
     alloc_wmark_pages : int, optional
-        The allocation's watermark for the "can already succeed" test (default min).
+        The allocation's watermark (default min): the "can already succeed" test and
+        the base of ``compaction_suitable``.
     extfrag_threshold : int
         ``vm.extfrag_threshold`` (0..1000, default 500).
     trace : bool
