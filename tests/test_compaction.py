@@ -347,10 +347,17 @@ def test_kcompactd_proactive_every_500ms_until_the_low_mark():
     assert rows[0]["score_before"] == score0 and rows[0]["score_after"] < score0
     assert rows[0]["pgmigrate_success"] > 0
     # the next check is 500 ms later, or 64 x 500 ms if the score did not fall
-    rows = k.run(1_000_000_000)
-    checked(a)
-    for r in rows:
-        assert r["time_ns"] == 1_000_000_000
+    t = 500_000_000
+    for _ in range(6):
+        last = k.events[-1]
+        fell = last["score_after"] < last["score_before"]
+        expect = t + (500_000_000 if fell else 64 * 500_000_000)
+        assert k.next_check_ns == expect
+        rows = k.run(expect)
+        checked(a)
+        assert [r["time_ns"] for r in rows] == [expect]
+        t = expect
+    assert any(r["score_after"] >= r["score_before"] for r in k.events)   # the back-off was exercised
     k.kswapd_running = True
     assert not k.should_proactive_compact()
     h = k.history
@@ -455,3 +462,21 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="order 11 out of range"):
         k.wakeup(11)
     assert COMPACT_RESULT_NAMES[8] == "COMPACT_SUCCESS"
+
+
+def test_grouping_off_finds_no_target_pageblock_unless_sync_full():
+    # every pageblock is Unmovable without grouping by mobility: no MOVABLE target block
+    a = BuddyAllocator(32, max_order=3, pageblock_order=3, grouping=False)
+    got = [a.alloc(0) for _ in range(32)]
+    for p in got:
+        if p not in (1, 3, 6, 9, 12, 17, 31):
+            a.free(p)
+    checked(a)
+    r = compact_memory(a, trace=True)
+    checked(a)
+    assert r["pgmigrate_success"] == 0 and len(r["moves"]) == 0
+    assert try_to_compact_pages(a, 3, priority="sync_light")["pgmigrate_success"] == 0
+    r = try_to_compact_pages(a, 3, priority="sync_full", trace=True)
+    checked(a)
+    assert r["result"] == "COMPACT_SUCCESS" and r["pgmigrate_success"] > 0
+    assert any(o == 3 for _, o, _ in a.free_blocks())

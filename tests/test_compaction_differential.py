@@ -23,7 +23,8 @@ def zones(draw):
     nr_pages = draw(st.integers(2 << pbo, min(6 << max_order, 700)))
     # fill with mixed allocations, then free a random share: a fragmented zone
     return (nr_pages, max_order, pbo, draw(st.integers(0, 2**32 - 1)), draw(st.floats(0.2, 0.9)),
-            draw(st.floats(0.0, 0.4)), draw(st.floats(0.0, 0.1)), draw(st.integers(0, 3)))
+            draw(st.floats(0.0, 0.4)), draw(st.floats(0.0, 0.1)), draw(st.integers(0, 3)),
+            draw(st.sampled_from([True, True, True, False])))
 
 
 @st.composite
@@ -37,11 +38,11 @@ def controls(draw, max_order):
                 migratetype=draw(st.integers(0, 2)), extfrag_threshold=draw(st.sampled_from([0, 500, 1000])))
 
 
-def build(nr_pages, max_order, pbo, seed, free_share, kernel_share, pin_share, top_order):
+def build(nr_pages, max_order, pbo, seed, free_share, kernel_share, pin_share, top_order, grouping):
     """Allocate until the zone is full (orders 0..top_order, a kernel_share of them
     unmovable or reclaimable), free free_share of the blocks, pin pin_share of the rest."""
     rng = np.random.default_rng(seed)
-    a = BuddyAllocator(nr_pages, max_order=max_order, pageblock_order=pbo)
+    a = BuddyAllocator(nr_pages, max_order=max_order, pageblock_order=pbo, grouping=grouping)
     live = []
     failures = 0
     while failures < 4:
@@ -107,7 +108,8 @@ def test_core_matches_reference(zone, data):
                          wmark_low_pages=c["wmark_min"] + c["wmark_extra"],
                          alloc_wmark_pages=c["wmark_min"] + c["alloc_extra"],
                          extfrag_threshold=c["extfrag_threshold"], trace=True)
-        rc = ReferenceCompaction(ref, zs, order=c["order"], mode=MODES[c["mode"]], migratetype=c["migratetype"],
+        rc = ReferenceCompaction(ref, zs, order=c["order"], mode=MODES[c["mode"]],
+                                 migratetype=c["migratetype"] if a.grouping else 0,
                                  whole_zone=c["whole_zone"], direct=c["direct"], proactive=c["proactive"],
                                  ignore_skip_hint=c["ignore_skip_hint"],
                                  ignore_block_suitable=c["ignore_block_suitable"], wmark_min=c["wmark_min"],
