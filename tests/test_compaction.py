@@ -229,16 +229,22 @@ def test_deferral_sequence_doubles_up_to_64():
     a = fragmented_unmovable()
     st = CompactionState(a)
     runs = []          # how many attempts were considered between real compactions
+    results = []
     considered = 0
     for _ in range(1 + 2 + 4 + 8 + 16 + 32 + 64 + 64):
         r = try_to_compact_pages(a, 3, priority="sync_light", state=st)
         considered += 1
         if r["result"] != "COMPACT_DEFERRED":
-            assert r["result"] == "COMPACT_COMPLETE"
+            results.append(r["result"])
             runs.append(considered)
             considered = 0
     checked(a)
     assert runs == [1, 2, 4, 8, 16, 32, 64, 64]
+    # after 64 considered attempts compaction_restarting() runs __reset_isolation_suitable():
+    # no block here is worth a scanner, so the scanners restart where they met
+    # ("leave no distance"), and the pass is no longer a whole-zone one
+    assert results[:6] == ["COMPACT_COMPLETE"] * 6
+    assert results[6:] == ["COMPACT_PARTIAL_SKIPPED"] * 2
     assert st.zone_fields()["compact_defer_shift"] == 6
     # "sync_full" (MIN_COMPACT_PRIORITY) ignores deferral
     assert try_to_compact_pages(a, 3, priority="sync_full", state=st)["result"] == "COMPACT_COMPLETE"
@@ -480,3 +486,37 @@ def test_grouping_off_finds_no_target_pageblock_unless_sync_full():
     checked(a)
     assert r["result"] == "COMPACT_SUCCESS" and r["pgmigrate_success"] > 0
     assert any(o == 3 for _, o, _ in a.free_blocks())
+
+
+def test_pageblock_skip_bits_spare_rescans_until_reset():
+    # movable pages on every 4th frame, every 64th of them pinned: no order-9 block can form
+    def run(ignore):
+        n = 1 << 14
+        a = BuddyAllocator(n)
+        assert [a.alloc(0) for _ in range(n)] == list(range(n))
+        for p in range(n):
+            if p % 4:
+                a.free(p)
+        book = PageBook(a)
+        book.pinned[::64] = 1
+        st = CompactionState(a)
+        first = compact_zone(a, 9, "sync_light", book, state=st, direct=True)
+        checked(a, book)
+        skipped = int(st.pageblock_skip.sum())
+        second = compact_zone(a, 9, "sync_light", book, state=st, direct=True, ignore_skip_hint=ignore)
+        checked(a, book)
+        return a, st, first, skipped, second
+
+    a, st, first, skipped, honoured = run(False)
+    assert first["result"] == "COMPACT_COMPLETE" and first["pgmigrate_fail"] > 0
+    assert first["total_migrate_scanned"] > 0 and 0 < skipped <= a.nr_pageblocks
+    _, _, _, _, ignored = run(True)
+    assert honoured["total_migrate_scanned"] < ignored["total_migrate_scanned"]
+    # kswapd's reset_isolation_suitable() runs only after a direct compaction's scanners met
+    st._set_blockskip_flush(False)
+    assert not st.reset_isolation_suitable(a)
+    st._set_blockskip_flush(True)
+    before = int(st.pageblock_skip.sum())
+    assert st.reset_isolation_suitable(a)
+    assert int(st.pageblock_skip.sum()) < before          # blocks with LRU or free pages are cleared
+    assert not st.zone_fields()["compact_blockskip_flush"]

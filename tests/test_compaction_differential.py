@@ -11,9 +11,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from thpbench import BuddyAllocator
-from thpbench.compaction import COMPACT_RESULT_NAMES, MODES, CompactionState, PageBook, compact_zone
+from thpbench.compaction import (COMPACT_RESULT_NAMES, MODES, PRIORITIES, CompactionState, PageBook, compact_zone,
+                                 try_to_compact_pages)
 from thpbench._reference import reference_from
 from thpbench._reference_compaction import STAT_NAMES, ReferenceCompaction, ReferenceZoneState
+from thpbench._reference_compaction import try_to_compact_pages as ref_try_to_compact_pages
 
 
 @st.composite
@@ -22,8 +24,8 @@ def zones(draw):
     pbo = draw(st.integers(1, max_order))
     nr_pages = draw(st.integers(2 << pbo, min(6 << max_order, 700)))
     # fill with mixed allocations, then free a random share: a fragmented zone
-    return (nr_pages, max_order, pbo, draw(st.integers(0, 2**32 - 1)), draw(st.floats(0.2, 0.9)),
-            draw(st.floats(0.0, 0.4)), draw(st.floats(0.0, 0.1)), draw(st.integers(0, 3)),
+    return (nr_pages, max_order, pbo, draw(st.integers(0, 2**32 - 1)), draw(st.floats(0.1, 0.7)),
+            draw(st.floats(0.0, 0.3)), draw(st.floats(0.0, 0.1)), draw(st.integers(0, 2)),
             draw(st.sampled_from([True, True, True, False])))
 
 
@@ -35,7 +37,7 @@ def controls(draw, max_order):
                 ignore_block_suitable=draw(st.booleans()), proactive=draw(st.booleans()) and order < 0,
                 proactiveness=draw(st.integers(0, 100)), wmark_min=draw(st.sampled_from([0, 0, 0, 4, 12])), wmark_extra=draw(st.sampled_from([0, 0, 8])),
                 alloc_extra=draw(st.sampled_from([0, 0, 3])),
-                migratetype=draw(st.integers(0, 2)), extfrag_threshold=draw(st.sampled_from([0, 500, 1000])))
+                migratetype=draw(st.integers(0, 2)), extfrag_threshold=draw(st.sampled_from([0, 0, 500, 1000])))
 
 
 def build(nr_pages, max_order, pbo, seed, free_share, kernel_share, pin_share, top_order, grouping):
@@ -77,6 +79,10 @@ def same(a, ref, st_core, zs):
     assert zf["compact_cached_free_pfn"] == zs.cached_free
     assert list(zf["compact_cached_migrate_pfn"]) == zs.cached_migrate
     assert zf["compact_blockskip_flush"] == zs.blockskip_flush
+    assert (zf["compact_init_migrate_pfn"], zf["compact_init_free_pfn"]) == (zs.init_migrate, zs.init_free)
+    assert (zf["compact_considered"], zf["compact_defer_shift"], zf["compact_order_failed"]) == \
+        (zs.considered, zs.defer_shift, zs.order_failed)
+    assert st_core.pageblock_skip.tolist() == zs.skip
     a.check()
     ref.check()
 
@@ -98,33 +104,70 @@ def test_core_matches_reference(zone, data):
     def splitter(head, order):
         return mover(head, head, order)
 
-    for _ in range(2):
+    for _ in range(3):
+        step = data.draw(st.sampled_from(["compact", "compact", "try", "try", "kswapd"]))
+        if step == "kswapd":
+            assert st_core.reset_isolation_suitable(a) == zs.reset_isolation_suitable()
+            same(a, ref, st_core, zs)
+            continue
         c = data.draw(controls(max_order))
-        wl = 100 - c["proactiveness"]
-        r = compact_zone(a, c["order"], c["mode"], book, state=st_core, migratetype=c["migratetype"],
-                         direct=c["direct"], whole_zone=c["whole_zone"], ignore_skip_hint=c["ignore_skip_hint"],
-                         ignore_block_suitable=c["ignore_block_suitable"], proactive=c["proactive"],
-                         compaction_proactiveness=c["proactiveness"], wmark_min_pages=c["wmark_min"],
-                         wmark_low_pages=c["wmark_min"] + c["wmark_extra"],
-                         alloc_wmark_pages=c["wmark_min"] + c["alloc_extra"],
-                         extfrag_threshold=c["extfrag_threshold"], trace=True)
-        rc = ReferenceCompaction(ref, zs, order=c["order"], mode=MODES[c["mode"]],
-                                 migratetype=c["migratetype"] if a.grouping else 0,
-                                 whole_zone=c["whole_zone"], direct=c["direct"], proactive=c["proactive"],
-                                 ignore_skip_hint=c["ignore_skip_hint"],
-                                 ignore_block_suitable=c["ignore_block_suitable"], wmark_min=c["wmark_min"],
-                                 wmark_low=c["wmark_min"] + c["wmark_extra"],
-                                 alloc_wmark=c["wmark_min"] + c["alloc_extra"],
-                                 extfrag_threshold=c["extfrag_threshold"], proactive_wmark_low=wl,
-                                 mover=mover, splitter=splitter)
-        ret = rc.run()
-        event(f"moves: {'some' if rc.moves else 'none'}, result {COMPACT_RESULT_NAMES[ret]}")
-        event("a pinned page refused" if any(m[3] for m in rc.moves) else "no refusal")
-        event("a large folio moved" if any(m[2] for m in rc.moves) else "no large folio moved")
-        assert [tuple(m) for m in r["moves"].tolist()] == rc.moves
-        assert r["result"] == COMPACT_RESULT_NAMES[ret]
-        assert r["total_migrate_scanned"] == rc.total_migrate_scanned
-        assert r["total_free_scanned"] == rc.total_free_scanned
+        if step == "try":
+            order = max(c["order"], 1)
+            prio = data.draw(st.sampled_from(sorted(PRIORITIES)))
+            if data.draw(st.booleans()):
+                # make the deferral and restart paths reachable in a few steps
+                for _ in range(data.draw(st.integers(1, 7))):
+                    st_core._defer(order)
+                    zs.defer(order)
+                for _ in range(data.draw(st.integers(0, 70))):
+                    assert st_core._deferred(order) == zs.deferred(order)
+                st_core._set_blockskip_flush(True)
+                zs.blockskip_flush = True
+            r = try_to_compact_pages(a, order, priority=prio, migratetype=c["migratetype"], state=st_core, book=book,
+                                     wmark_min_pages=c["wmark_min"], wmark_low_pages=c["wmark_min"] + c["wmark_extra"],
+                                     alloc_wmark_pages=c["wmark_min"] + c["alloc_extra"],
+                                     extfrag_threshold=c["extfrag_threshold"], trace=True)
+            ret, rc = ref_try_to_compact_pages(ref, zs, order, PRIORITIES[prio],
+                                               migratetype=c["migratetype"] if a.grouping else 0, mover=mover,
+                                               splitter=splitter, wmark_min=c["wmark_min"],
+                                               wmark_low=c["wmark_min"] + c["wmark_extra"],
+                                               alloc_wmark=c["wmark_min"] + c["alloc_extra"],
+                                               extfrag_threshold=c["extfrag_threshold"])
+            event(f"try: {COMPACT_RESULT_NAMES[ret]}")
+            assert r["result"] == COMPACT_RESULT_NAMES[ret]
+            if rc is None:
+                assert "moves" not in r
+                same(a, ref, st_core, zs)
+                continue
+            assert [tuple(m) for m in r["moves"].tolist()] == rc.moves
+            assert r["total_migrate_scanned"] == rc.total_migrate_scanned
+        else:
+            wl = 100 - c["proactiveness"]
+            r = compact_zone(a, c["order"], c["mode"], book, state=st_core, migratetype=c["migratetype"],
+                             direct=c["direct"], whole_zone=c["whole_zone"], ignore_skip_hint=c["ignore_skip_hint"],
+                             ignore_block_suitable=c["ignore_block_suitable"], proactive=c["proactive"],
+                             compaction_proactiveness=c["proactiveness"], wmark_min_pages=c["wmark_min"],
+                             wmark_low_pages=c["wmark_min"] + c["wmark_extra"],
+                             alloc_wmark_pages=c["wmark_min"] + c["alloc_extra"],
+                             extfrag_threshold=c["extfrag_threshold"], trace=True)
+            rc = ReferenceCompaction(ref, zs, order=c["order"], mode=MODES[c["mode"]],
+                                     migratetype=c["migratetype"] if a.grouping else 0,
+                                     whole_zone=c["whole_zone"], direct=c["direct"], proactive=c["proactive"],
+                                     ignore_skip_hint=c["ignore_skip_hint"],
+                                     ignore_block_suitable=c["ignore_block_suitable"], wmark_min=c["wmark_min"],
+                                     wmark_low=c["wmark_min"] + c["wmark_extra"],
+                                     alloc_wmark=c["wmark_min"] + c["alloc_extra"],
+                                     extfrag_threshold=c["extfrag_threshold"], proactive_wmark_low=wl,
+                                     mover=mover, splitter=splitter)
+            ret = rc.run()
+            event(f"moves: {'some' if rc.moves else 'none'}, result {COMPACT_RESULT_NAMES[ret]}")
+            event("a pinned page refused" if any(m[3] for m in rc.moves) else "no refusal")
+            event("a large folio moved" if any(m[2] for m in rc.moves) else "no large folio moved")
+            assert [tuple(m) for m in r["moves"].tolist()] == rc.moves
+            assert r["result"] == COMPACT_RESULT_NAMES[ret]
+            assert r["total_migrate_scanned"] == rc.total_migrate_scanned
+            assert r["total_free_scanned"] == rc.total_free_scanned
+        event("skip bits set" if any(zs.skip) else "no skip bit")
         counters = st_core.counters()
         for k in STAT_NAMES:
             assert counters[k] == zs.stats[k], k

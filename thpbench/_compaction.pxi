@@ -8,8 +8,8 @@
 # own order through the mover (see the contract in _core.pxd); what is left is freed.
 #
 # Simplified, and said so in the Python docstrings (thpbench/compaction.py):
-# * no pageblock skip bits (PG_migrate_skip) and no fast searches of the free lists
-#   (fast_isolate_freepages, fast_find_migrateblock): both scanners are linear;
+# * no fast searches of the free lists (fast_isolate_freepages, fast_find_migrateblock,
+#   fast_isolate_around): both scanners are linear; pageblock skip bits are kept;
 # * no LRU: every allocated MOVABLE block is an isolatable LRU folio (no dirty or
 #   writeback folios, no too_many_isolated throttling, no pcp drains, no lock
 #   contention: COMPACT_CONTENDED only comes from migrate_pages() -ENOMEM);
@@ -171,6 +171,114 @@ cdef void update_cached_migrate(compact_control *cc, pfn_t pfn) noexcept nogil:
         cc.zs.compact_cached_migrate_pfn[1] = pfn
 
 
+# Pageblock skip bits (PB_migrate_skip): a pageblock where isolation recently found
+# nothing is skipped until __reset_isolation_suitable() clears the bits.
+
+cdef inline bint get_pageblock_skip(const compact_control *cc, pfn_t pfn) noexcept nogil:
+    return cc.zs.pageblock_skip[pfn >> cc.zone.pageblock_order] != 0
+
+cdef inline void set_pageblock_skip(compact_control *cc, pfn_t pfn) noexcept nogil:
+    cc.zs.pageblock_skip[pfn >> cc.zone.pageblock_order] = 1
+
+cdef inline bint isolation_suitable(const compact_control *cc, pfn_t pfn) noexcept nogil:
+    if cc.ignore_skip_hint:
+        return True
+    return not get_pageblock_skip(cc, pfn)
+
+cdef inline bint test_and_set_skip(compact_control *cc, pfn_t pfn) noexcept nogil:
+    cdef bint skip
+    if cc.ignore_skip_hint:
+        return False
+    skip = get_pageblock_skip(cc, pfn)
+    if not skip:
+        set_pageblock_skip(cc, pfn)
+    return skip
+
+cdef inline void update_pageblock_skip(compact_control *cc, pfn_t page, pfn_t pfn) noexcept nogil:
+    set_pageblock_skip(cc, page)
+    if pfn < cc.zs.compact_cached_free_pfn:
+        cc.zs.compact_cached_free_pfn = pfn
+
+cdef inline bint pageblock_skip_persistent(const Zone *z, pfn_t pfn) noexcept nogil:
+    # a folio of pageblock order or more covers pfn (compound_head(page) order)
+    cdef pfn_t h = pfn
+    if not (z.frame[h].flags & (FRAME_ALLOC | FRAME_BUDDY)):
+        h = find_head(z, pfn)
+    return h >= 0 and (z.frame[h].flags & FRAME_ALLOC) != 0 and z.frame[h].order >= z.pageblock_order
+
+cdef inline bint page_lru(const Zone *z, pfn_t pfn) noexcept nogil:
+    # PageLRU(page): the frame belongs to an allocated MOVABLE folio
+    cdef pfn_t h = pfn
+    if not (z.frame[h].flags & (FRAME_ALLOC | FRAME_BUDDY)):
+        h = find_head(z, pfn)
+    return h >= 0 and (z.frame[h].flags & FRAME_ALLOC) != 0 and frame_mt(z, h) == MIGRATE_MOVABLE
+
+cdef bint reset_isolation_pfn(const Zone *z, CompactZoneState *zs, pfn_t pfn, bint check_source,
+                              bint check_target) noexcept nogil:
+    # __reset_isolation_pfn(): clear the block's skip bit if a sample (every
+    # 1 << PAGE_ALLOC_COSTLY_ORDER pages) finds an LRU page (source) or a free page (target)
+    cdef pfn_t page, end_page
+    if pageblock_skip_persistent(z, pfn):
+        return False
+    if check_source and check_target and not zs.pageblock_skip[pfn >> z.pageblock_order]:
+        return True
+    if not check_source and check_target and pageblock_mt(z, pfn) != MIGRATE_MOVABLE:
+        return False
+    page = pageblock_start_pfn(z, pfn)
+    end_page = pageblock_end_pfn(z, page) - 1
+    if end_page > z.nr_pages - 1:
+        end_page = z.nr_pages - 1
+    while True:
+        if check_source and page_lru(z, page):
+            zs.pageblock_skip[page >> z.pageblock_order] = 0
+            return True
+        if check_target and (z.frame[page].flags & FRAME_BUDDY):
+            zs.pageblock_skip[page >> z.pageblock_order] = 0
+            return True
+        page += (<pfn_t>1) << PAGE_ALLOC_COSTLY_ORDER
+        if page > end_page:
+            return False
+
+cdef void reset_isolation_suitable_c(const Zone *z, CompactZoneState *zs) noexcept nogil:
+    # __reset_isolation_suitable(): after a direct compaction's scanners met, walk the
+    # zone from both ends clearing skip bits, and restart the scanners at the first
+    # blocks that look useful
+    cdef pfn_t pbn = (<pfn_t>1) << z.pageblock_order
+    cdef pfn_t migrate_pfn = 0
+    cdef pfn_t free_pfn = z.nr_pages - 1
+    cdef pfn_t reset_migrate = free_pfn
+    cdef pfn_t reset_free = migrate_pfn
+    cdef bint source_set = False, free_set = False
+    if not zs.compact_blockskip_flush:
+        return
+    zs.compact_blockskip_flush = 0
+    while migrate_pfn < free_pfn:
+        if reset_isolation_pfn(z, zs, migrate_pfn, True, source_set) and migrate_pfn < reset_migrate:
+            source_set = True
+            reset_migrate = migrate_pfn
+            zs.compact_init_migrate_pfn = reset_migrate
+            zs.compact_cached_migrate_pfn[0] = reset_migrate
+            zs.compact_cached_migrate_pfn[1] = reset_migrate
+        if reset_isolation_pfn(z, zs, free_pfn, free_set, True) and free_pfn > reset_free:
+            free_set = True
+            reset_free = free_pfn
+            zs.compact_init_free_pfn = reset_free
+            zs.compact_cached_free_pfn = reset_free
+        migrate_pfn += pbn
+        free_pfn -= pbn
+    # "Leave no distance if no suitable block was reset"
+    if reset_migrate >= reset_free:
+        zs.compact_cached_migrate_pfn[0] = migrate_pfn
+        zs.compact_cached_migrate_pfn[1] = migrate_pfn
+        zs.compact_cached_free_pfn = free_pfn
+
+cdef inline bint compaction_restarting(const CompactZoneState *zs, int order) noexcept nogil:
+    if order < zs.compact_order_failed:
+        return False
+    return (zs.compact_defer_shift == COMPACT_MAX_DEFER_SHIFT
+            and zs.compact_considered >= ((<int64_t>1) << zs.compact_defer_shift))
+
+
 # ---------------------------------------------------------------------------
 # Isolated free pages: per-order lists through Zone.link (cc->freepages[order])
 # ---------------------------------------------------------------------------
@@ -307,12 +415,12 @@ cdef void isolate_freepages(compact_control *cc) noexcept nogil:
     if block_end_pfn > z.nr_pages:
         block_end_pfn = z.nr_pages
     while block_start_pfn >= low_pfn:
-        if suitable_migration_target(cc, block_start_pfn):
+        # suitable for migration to, and isolation did not recently fail there
+        if suitable_migration_target(cc, block_start_pfn) and isolation_suitable(cc, block_start_pfn):
             nr_isolated = isolate_freepages_block(cc, &isolate_start_pfn, block_end_pfn, stride)
             if isolate_start_pfn == block_end_pfn:
-                # update_pageblock_skip(): no skip bit, but the cached free pfn moves down
-                if block_start_pfn - pbn < cc.zs.compact_cached_free_pfn:
-                    cc.zs.compact_cached_free_pfn = block_start_pfn - pbn
+                # the full pageblock was scanned
+                update_pageblock_skip(cc, block_start_pfn, block_start_pfn - pbn)
             if cc.nr_freepages >= cc.nr_migratepages:
                 if isolate_start_pfn >= block_end_pfn:
                     # restart at the previous pageblock next time
@@ -345,8 +453,9 @@ cdef inline bint skip_isolation_on_order(const Zone *z, int order, int target_or
 cdef int isolate_migratepages_block(compact_control *cc, pfn_t low_pfn, pfn_t end_pfn) noexcept nogil:
     cdef Zone *z = cc.zone
     cdef int64_t nr_scanned = 0, nr_isolated = 0
-    cdef bint skip_on_failure = False
+    cdef bint skip_on_failure = False, skip_updated = False, aborted = False
     cdef pfn_t next_skip_pfn = 0
+    cdef pfn_t valid_page = -1
     cdef uint8_t fl
     cdef int o
     cdef bint fail
@@ -361,6 +470,13 @@ cdef int isolate_migratepages_block(compact_control *cc, pfn_t low_pfn, pfn_t en
                 break
             next_skip_pfn = ((low_pfn >> cc.order) + 1) << cc.order
         nr_scanned += 1
+        # "Check if the pageblock has already been marked skipped"
+        if valid_page < 0 and (pageblock_aligned(z, low_pfn) or low_pfn == 0):
+            if not isolation_suitable(cc, low_pfn):
+                low_pfn = end_pfn
+                aborted = True
+                break
+            valid_page = low_pfn
         fl = z.frame[low_pfn].flags
         fail = False
         if fl & FRAME_BUDDY:
@@ -379,6 +495,14 @@ cdef int isolate_migratepages_block(compact_control *cc, pfn_t low_pfn, pfn_t en
                 # neither on an LRU nor __PageMovable: unmovable or reclaimable (slab)
                 fail = True
             else:
+                # "Try get exclusive access under lock. If marked for skip, the scan is
+                # aborted unless the current context is a rescan to reach the end"
+                if not skip_updated and valid_page >= 0:
+                    skip_updated = True
+                    if test_and_set_skip(cc, valid_page) and not cc.finish_pageblock:
+                        low_pfn = end_pfn
+                        aborted = True
+                        break
                 # isolate_success: list_add(&folio->lru, &cc->migratepages)
                 cc.migratepages[cc.nr_migrate_blocks] = low_pfn
                 cc.nr_migrate_blocks += 1
@@ -402,9 +526,12 @@ cdef int isolate_migratepages_block(compact_control *cc, pfn_t low_pfn, pfn_t en
                 low_pfn = next_skip_pfn - 1
                 next_skip_pfn += (<pfn_t>1) << cc.order
         low_pfn += 1
-    if low_pfn > end_pfn:
+    if not aborted and low_pfn > end_pfn:
         low_pfn = end_pfn
+    # isolate_abort: update the skip bit and the cached pfn once the block was scanned
     if low_pfn == end_pfn and (not nr_isolated or cc.finish_pageblock):
+        if valid_page >= 0 and not skip_updated:
+            set_pageblock_skip(cc, valid_page)
         update_cached_migrate(cc, low_pfn)
     cc.total_migrate_scanned += nr_scanned
     if nr_isolated:
@@ -414,12 +541,8 @@ cdef int isolate_migratepages_block(compact_control *cc, pfn_t low_pfn, pfn_t en
 
 cdef bint suitable_migration_source(compact_control *cc, pfn_t block_start) noexcept nogil:
     cdef Zone *z = cc.zone
-    cdef pfn_t h = block_start
     cdef int block_mt
-    # pageblock_skip_persistent(): a folio of pageblock order or more covers the block
-    if not (z.frame[h].flags & (FRAME_ALLOC | FRAME_BUDDY)):
-        h = find_head(z, block_start)
-    if h >= 0 and (z.frame[h].flags & FRAME_ALLOC) and z.frame[h].order >= z.pageblock_order:
+    if pageblock_skip_persistent(z, block_start):
         return False
     if cc.mode != K_MIGRATE_ASYNC or not cc.direct_compaction:
         return True
@@ -435,7 +558,9 @@ cdef int isolate_migratepages(compact_control *cc) noexcept nogil:
     cdef pfn_t block_start_pfn = pageblock_start_pfn(z, low_pfn)
     cdef pfn_t block_end_pfn = pageblock_end_pfn(z, low_pfn)
     while block_end_pfn <= cc.free_pfn:
-        if not suitable_migration_source(cc, block_start_pfn):
+        if (pageblock_aligned(z, low_pfn) or low_pfn == 0) and not isolation_suitable(cc, block_start_pfn):
+            pass                                    # "If isolation recently failed, do not retry"
+        elif not suitable_migration_source(cc, block_start_pfn):
             update_cached_migrate(cc, block_end_pfn)
         else:
             isolate_migratepages_block(cc, low_pfn, block_end_pfn)
@@ -636,6 +761,10 @@ cdef int compact_zone_c(compact_control *cc) noexcept nogil:
         if not compaction_suitable_c(z, cc.order, cc.alloc_wmark, cc.wmark_min, cc.wmark_low,
                                      cc.extfrag_threshold):
             return COMPACT_SKIPPED
+    # "Clear pageblock skip if there were failures recently and compaction is about to
+    # be retried after being deferred"
+    if compaction_restarting(zs, cc.order):
+        reset_isolation_suitable_c(z, zs)
     if cc.whole_zone:
         cc.migrate_pfn = 0
         cc.free_pfn = pageblock_start_pfn(z, end_pfn - 1)
@@ -801,6 +930,10 @@ cdef class CompactionState:
         memset(&self.stats, 0, sizeof(CompactStats))
         self.nr_pages = a.z.nr_pages
         reset_cached_positions(&a.z, &self.zs)
+        self.zs.compact_init_free_pfn = self.zs.compact_cached_free_pfn
+        self.pageblock_skip = np.zeros(a.z.nr_pageblocks, dtype=np.uint8)
+        cdef uint8_t[::1] sk = self.pageblock_skip
+        self.zs.pageblock_skip = &sk[0]
 
     def __reduce__(self):
         raise TypeError("CompactionState cannot be pickled")
@@ -826,10 +959,26 @@ cdef class CompactionState:
                 "compact_cached_migrate_pfn": (self.zs.compact_cached_migrate_pfn[0],
                                                self.zs.compact_cached_migrate_pfn[1]),
                 "compact_init_migrate_pfn": self.zs.compact_init_migrate_pfn,
+                "compact_init_free_pfn": self.zs.compact_init_free_pfn,
                 "compact_considered": self.zs.compact_considered,
                 "compact_defer_shift": self.zs.compact_defer_shift,
                 "compact_order_failed": self.zs.compact_order_failed,
                 "compact_blockskip_flush": bool(self.zs.compact_blockskip_flush)}
+
+    def reset_isolation_suitable(self, allocator):
+        """``reset_isolation_suitable()``, as kswapd calls it before it sleeps: if a
+        direct compaction's scanners met since (``compact_blockskip_flush``), clear the
+        skip bits of pageblocks that look useful and move the cached scanner positions
+        to the first of them.  Returns True if it ran."""
+        if not isinstance(allocator, BuddyAllocator) or (<BuddyAllocator>allocator).z.nr_pages != self.nr_pages:
+            raise ValueError("allocator must be the BuddyAllocator this state belongs to")
+        if not self.zs.compact_blockskip_flush:
+            return False
+        reset_isolation_suitable_c(&(<BuddyAllocator>allocator).z, &self.zs)
+        return True
+
+    def _set_blockskip_flush(self, bint flush):
+        self.zs.compact_blockskip_flush = flush
 
     # deferral, for the Python callers (try_to_compact_pages, kcompactd)
     def _deferred(self, int order):

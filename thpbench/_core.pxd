@@ -139,6 +139,8 @@ cdef struct CompactZoneState:     # the compaction fields of struct zone
     pfn_t compact_cached_free_pfn
     pfn_t compact_cached_migrate_pfn[2]   # [0] async, [1] sync
     pfn_t compact_init_migrate_pfn
+    pfn_t compact_init_free_pfn
+    uint8_t *pageblock_skip       # PB_migrate_skip, one byte a pageblock (owned by CompactionState)
     int64_t compact_considered
     int compact_defer_shift
     int compact_order_failed
@@ -167,7 +169,7 @@ cdef struct compact_control:      # struct compact_control (mm/internal.h), the 
     int whole_zone
     int direct_compaction
     int proactive_compaction
-    int ignore_skip_hint          # only decides the finish_pageblock rescan (no skip bits)
+    int ignore_skip_hint
     int ignore_block_suitable
     int finish_pageblock
     int contended                 # never set: no locks
@@ -221,6 +223,7 @@ cdef class CompactionState:
     cdef CompactZoneState zs
     cdef CompactStats stats
     cdef readonly int64_t nr_pages    # the zone it belongs to (size check)
+    cdef readonly object pageblock_skip   # numpy uint8[nr_pageblocks], backs zs.pageblock_skip
 
 cdef class PageBook:
     cdef PageBookC c

@@ -1,7 +1,7 @@
 """A slow, plain-Python twin of the compaction core (``_compaction.pxi``), for differential tests.
 
 It runs ``compact_zone()`` on a :class:`thpbench._reference.ReferenceBuddy` with the
-same simplifications as the core (linear scanners, no skip bits, no LRU, one
+same simplifications as the core (linear scanners with skip bits, no LRU, one
 migration attempt per folio, split on -ENOMEM when the owner agrees) and records every
 migration as (src, dst, order, rc).  The mover is a Python callable
 ``mover(src, dst, order) -> int`` (0 = moved) and ``splitter(head, order) -> int`` (0 =
@@ -9,7 +9,8 @@ split); both None: everything moves and splits.
 
 Follows mm/compaction.c of Linux 6.18: isolate_migratepages(_block),
 isolate_freepages(_block), compaction_alloc/compaction_free with per-order lists,
-__compact_finished, compaction_suitable, deferral handled by the caller.
+__compact_finished, compaction_suitable, pageblock skip bits and __reset_isolation_suitable,
+deferral (ReferenceZoneState) and try_to_compact_pages.
 """
 from collections import deque
 
@@ -28,14 +29,99 @@ STAT_NAMES = ("compact_migrate_scanned", "compact_free_scanned", "compact_isolat
 
 
 class ReferenceZoneState:
-    """struct zone's compaction fields."""
+    """struct zone's compaction fields: cached pfns, skip bits, deferral, counters."""
 
     def __init__(self, ref):
+        self.considered = 0
+        self.defer_shift = 0
+        self.order_failed = 0
         self.cached_migrate = [0, 0]
         self.cached_free = (ref.nr_pages - 1) >> ref.pageblock_order << ref.pageblock_order
         self.init_migrate = 0
+        self.init_free = self.cached_free
         self.blockskip_flush = False
+        self.skip = [0] * ref.nr_pageblocks
         self.stats = {k: 0 for k in STAT_NAMES}
+        self.ref = ref
+
+    # -- deferral (defer_compaction, compaction_deferred, compaction_defer_reset) ---------------
+    def defer(self, order):
+        self.considered = 0
+        self.defer_shift = min(self.defer_shift + 1, 6)
+        self.order_failed = min(self.order_failed, order)
+
+    def deferred(self, order):
+        if order < self.order_failed:
+            return False
+        self.considered += 1
+        if self.considered >= 1 << self.defer_shift:
+            self.considered = 1 << self.defer_shift
+            return False
+        return True
+
+    def defer_reset(self, order, alloc_success):
+        if alloc_success:
+            self.considered = self.defer_shift = 0
+        if order >= self.order_failed:
+            self.order_failed = order + 1
+
+    # -- skip bits -----------------------------------------------------------------------------
+    def persistent(self, pfn):
+        r = self.ref
+        h = pfn if (pfn in r.allocated or pfn in r.buddy) else r._head_of(pfn)
+        return h in r.allocated and r.allocated[h][0] >= r.pageblock_order
+
+    def page_lru(self, pfn):
+        r = self.ref
+        h = pfn if (pfn in r.allocated or pfn in r.buddy) else r._head_of(pfn)
+        return h in r.allocated and r.allocated[h][1] == MOVABLE
+
+    def reset_pfn(self, pfn, check_source, check_target):
+        r = self.ref
+        pbo = r.pageblock_order
+        if self.persistent(pfn):
+            return False
+        if check_source and check_target and not self.skip[pfn >> pbo]:
+            return True
+        if not check_source and check_target and r.pb_mt[pfn >> pbo] != MOVABLE:
+            return False
+        page = pfn >> pbo << pbo
+        end = min((((page >> pbo) + 1) << pbo) - 1, r.nr_pages - 1)
+        while True:
+            if check_source and self.page_lru(page):
+                self.skip[page >> pbo] = 0
+                return True
+            if check_target and page in r.buddy:
+                self.skip[page >> pbo] = 0
+                return True
+            page += 1 << PAGE_ALLOC_COSTLY_ORDER
+            if page > end:
+                return False
+
+    def reset_isolation_suitable(self):
+        """__reset_isolation_suitable()"""
+        r = self.ref
+        pbn = 1 << r.pageblock_order
+        if not self.blockskip_flush:
+            return False
+        self.blockskip_flush = False
+        migrate_pfn, free_pfn = 0, r.nr_pages - 1
+        reset_migrate, reset_free = free_pfn, migrate_pfn
+        source_set = free_set = False
+        while migrate_pfn < free_pfn:
+            if self.reset_pfn(migrate_pfn, True, source_set) and migrate_pfn < reset_migrate:
+                source_set = True
+                reset_migrate = self.init_migrate = migrate_pfn
+                self.cached_migrate = [reset_migrate, reset_migrate]
+            if self.reset_pfn(free_pfn, free_set, True) and free_pfn > reset_free:
+                free_set = True
+                reset_free = self.init_free = self.cached_free = free_pfn
+            migrate_pfn += pbn
+            free_pfn -= pbn
+        if reset_migrate >= reset_free:
+            self.cached_migrate = [migrate_pfn, migrate_pfn]
+            self.cached_free = free_pfn
+        return True
 
 
 class ReferenceCompaction:
@@ -114,6 +200,16 @@ class ReferenceCompaction:
                 return False
         return True
 
+    def isolation_suitable(self, pfn):
+        return self.ignore_skip_hint or not self.zs.skip[pfn >> self.pbo]
+
+    def test_and_set_skip(self, pfn):
+        if self.ignore_skip_hint:
+            return False
+        skip = self.zs.skip[pfn >> self.pbo]
+        self.zs.skip[pfn >> self.pbo] = 1
+        return bool(skip)
+
     def update_cached_migrate(self, pfn):
         pfn = self.pb_end(pfn)
         if pfn > self.zs.cached_migrate[0]:
@@ -184,10 +280,12 @@ class ReferenceCompaction:
         low_pfn = self.pb_end(self.migrate_pfn)
         stride = COMPACT_CLUSTER_MAX if self.mode == ASYNC else 1
         while block_start >= low_pfn:
-            if self.target_ok(block_start):
+            if self.target_ok(block_start) and self.isolation_suitable(block_start):
                 n, isolate_start = self.isolate_freepages_block(isolate_start, block_end, stride)
-                if isolate_start == block_end and block_start - self.pbn < self.zs.cached_free:
-                    self.zs.cached_free = block_start - self.pbn
+                if isolate_start == block_end:
+                    self.zs.skip[block_start >> self.pbo] = 1
+                    if block_start - self.pbn < self.zs.cached_free:
+                        self.zs.cached_free = block_start - self.pbn
                 if self.nr_freepages >= self.nr_migratepages:
                     if isolate_start >= block_end:
                         isolate_start = block_start - self.pbn
@@ -212,12 +310,19 @@ class ReferenceCompaction:
         self.migrate_pfn = low_pfn
         skip_on_failure = self.direct and self.mode == ASYNC and self.order >= 0
         next_skip = ((low_pfn >> self.order) + 1) << self.order if skip_on_failure else 0
+        valid_page = None
+        skip_updated = aborted = False
         while low_pfn < end_pfn:
             if skip_on_failure and low_pfn >= next_skip:
                 if isolated:
                     break
                 next_skip = ((low_pfn >> self.order) + 1) << self.order
             scanned += 1
+            if valid_page is None and low_pfn % self.pbn == 0:
+                if not self.isolation_suitable(low_pfn):
+                    low_pfn, aborted = end_pfn, True
+                    break
+                valid_page = low_pfn
             fail = False
             if low_pfn in r.buddy:
                 o = r.buddy[low_pfn][0]
@@ -232,6 +337,11 @@ class ReferenceCompaction:
                 elif mt != MOVABLE:
                     fail = True
                 else:
+                    if not skip_updated and valid_page is not None:
+                        skip_updated = True
+                        if self.test_and_set_skip(valid_page) and not self.finish_pageblock:
+                            low_pfn, aborted = end_pfn, True
+                            break
                     self.migratepages.append(low_pfn)
                     self.nr_migratepages += 1 << o
                     isolated += 1 << o
@@ -251,27 +361,30 @@ class ReferenceCompaction:
                     low_pfn = next_skip - 1
                     next_skip += 1 << self.order
             low_pfn += 1
-        low_pfn = min(low_pfn, end_pfn)
+        if not aborted:
+            low_pfn = min(low_pfn, end_pfn)
         if low_pfn == end_pfn and (not isolated or self.finish_pageblock):
+            if valid_page is not None and not skip_updated:
+                self.zs.skip[valid_page >> self.pbo] = 1
             self.update_cached_migrate(low_pfn)
         self.total_migrate_scanned += scanned
         self.zs.stats["compact_isolated"] += isolated
         self.migrate_pfn = low_pfn
 
     def source_ok(self, block_start):
-        r = self.ref
-        h = block_start if (block_start in r.allocated or block_start in r.buddy) else r._head_of(block_start)
-        if h in r.allocated and r.allocated[h][0] >= self.pbo:
+        if self.zs.persistent(block_start):
             return False
         if self.mode != ASYNC or not self.direct:
             return True
-        return r.pb_mt[block_start >> self.pbo] == self.migratetype
+        return self.ref.pb_mt[block_start >> self.pbo] == self.migratetype
 
     def isolate_migratepages(self):
         low_pfn = self.migrate_pfn
         block_start, block_end = self.pb_start(low_pfn), self.pb_end(low_pfn)
         while block_end <= self.free_pfn:
-            if not self.source_ok(block_start):
+            if low_pfn % self.pbn == 0 and not self.isolation_suitable(block_start):
+                pass
+            elif not self.source_ok(block_start):
                 self.update_cached_migrate(block_end)
             else:
                 self.isolate_migratepages_block(low_pfn, block_end)
@@ -389,6 +502,9 @@ class ReferenceCompaction:
             if not self.suitable(self.order):
                 return COMPACT_SKIPPED
         sync = self.mode != ASYNC
+        # compaction_restarting(): clear skip bits after a full deferral cycle
+        if self.order >= zs.order_failed and zs.defer_shift == 6 and zs.considered >= 64:
+            zs.reset_isolation_suitable()
         if self.whole_zone:
             self.migrate_pfn, self.free_pfn = 0, self.pb_start(end_pfn - 1)
         else:
@@ -446,3 +562,24 @@ class ReferenceCompaction:
         zs.stats["compact_migrate_scanned"] += self.total_migrate_scanned
         zs.stats["compact_free_scanned"] += self.total_free_scanned
         return ret
+
+
+def try_to_compact_pages(ref, zs, order, priority, *, migratetype=MOVABLE, mover=None, splitter=None,
+                         wmark_min=0, wmark_low=0, alloc_wmark=0, extfrag_threshold=500):
+    """try_to_compact_pages() for one zone; priority 0 = sync_full, 1 = sync_light, 2 = async.
+
+    Returns (result, the ReferenceCompaction run or None when deferred)."""
+    if priority > 0 and zs.deferred(order):
+        return COMPACT_DEFERRED, None
+    full = priority == 0
+    rc = ReferenceCompaction(ref, zs, order=order, mode=ASYNC if priority == 2 else SYNC_LIGHT,
+                             migratetype=migratetype, whole_zone=full, direct=True, ignore_skip_hint=full,
+                             ignore_block_suitable=full, wmark_min=wmark_min, wmark_low=wmark_low,
+                             alloc_wmark=alloc_wmark, extfrag_threshold=extfrag_threshold, mover=mover,
+                             splitter=splitter)
+    status = rc.run()
+    if status == COMPACT_SUCCESS:
+        zs.defer_reset(order, False)
+    elif priority != 2 and status in (COMPACT_COMPLETE, COMPACT_PARTIAL_SKIPPED):
+        zs.defer(order)
+    return status, rc

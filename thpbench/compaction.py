@@ -35,9 +35,12 @@ Watermarks belong to the simulated kernel; here they are parameters in pages
 
 Simplified (the model, not the kernel):
 
-* no pageblock skip bits (``PG_migrate_skip``) and no fast free-list searches
-  (``fast_isolate_freepages``, ``fast_find_migrateblock``): both scanners are linear,
-  so repeated attempts rescan what earlier ones found useless;
+* no fast free-list searches (``fast_isolate_freepages``, ``fast_find_migrateblock``,
+  ``fast_isolate_around``): both scanners are linear.  Pageblock skip bits
+  (``PB_migrate_skip``) are kept in the :class:`CompactionState`, set and honoured as
+  the kernel does, and cleared by ``__reset_isolation_suitable`` when a deferred
+  compaction restarts or when kswapd calls
+  :meth:`CompactionState.reset_isolation_suitable` before it sleeps;
 * no LRU: every allocated MOVABLE block counts as an isolatable LRU folio (no dirty,
   writeback or unevictable folios, no isolation throttling, no costs of LRU
   isolation); no per-cpu lists to drain; no locks, so no contention;
@@ -223,7 +226,8 @@ def compact_zone(allocator, order=-1, mode="sync", book=None, *, state=None, mig
         Direct compaction (``cc->direct_compaction``).  Default: async mode only, as only
         direct compaction runs async in the kernel.
     whole_zone, ignore_skip_hint : bool, optional
-        Default: True for ``order=-1`` (``compact_node``), else False (cached positions).
+        Default: True for ``order=-1`` (``compact_node``), else False (start at the cached
+        positions; skip pageblocks whose skip bit is set).
     ignore_block_suitable : bool
         Take free targets from any pageblock type (``MIN_COMPACT_PRIORITY``).
     proactive : bool
@@ -346,6 +350,7 @@ def direct_compact(allocator, order, *, migratetype="movable", priority="async",
     if _zone_metrics(a, order, 0, 0, 0, aw)[3]:          # get_page_from_freelist(): watermark, then rmqueue
         pfn = a.alloc(order, migratetype)
     if pfn is not None:
+        st._set_blockskip_flush(False)
         st._defer_reset(order, True)
         st._count("compact_success")
     else:
