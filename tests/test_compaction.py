@@ -520,3 +520,17 @@ def test_pageblock_skip_bits_spare_rescans_until_reset():
     assert st.reset_isolation_suitable(a)
     assert int(st.pageblock_skip.sum()) < before          # blocks with LRU or free pages are cleared
     assert not st.zone_fields()["compact_blockskip_flush"]
+
+
+def test_kcompactd_runs_timer_checks_and_wakeups_in_time_order():
+    a, _ = aged_allocator(1 << 14, seed=9)
+    k = Kcompactd(a, compaction_proactiveness=100)
+    assert k.wakeup(9, now_ns=1_200_000_000)
+    rows = k.run(1_300_000_000)
+    checked(a)
+    # the timer checks at 0.5 s and 1.0 s come before the wakeup's work at 1.2 s
+    assert [(r["time_ns"], r["event"]) for r in rows] == [
+        (500_000_000, "proactive"), (1_000_000_000, "proactive"), (1_200_000_000, "wake")]
+    assert k.next_check_ns == 1_700_000_000          # the timeout restarts after the work
+    # by then proactive compaction made an order-9 block: kcompactd_do_work has nothing to do
+    assert rows[2]["result"] is None and k.state.counters()["compact_daemon_wake"] == 1

@@ -422,6 +422,7 @@ class Kcompactd:
         if self._woken or not self._node_suitable():
             return False
         self._woken = True
+        # the daemon runs at the wakeup's time (now_ns, default the daemon's clock) on the next run()
         self._wake_ns = self.now_ns if now_ns is None else max(int(now_ns), self.now_ns)
         return True
 
@@ -482,22 +483,27 @@ class Kcompactd:
         if now_ns < self.now_ns:
             raise ValueError(f"now_ns {now_ns} is before the daemon's clock {self.now_ns}")
         first = len(self.events)
-        if self._woken:
-            t = self._wake_ns
-            self._woken = False
-            self.do_work(t)
-            # "Reset the timeout value"
-            self.next_check_ns = t + self.default_timeout_ns
-        while self.compaction_proactiveness and self.next_check_ns <= now_ns:
-            t = self.next_check_ns
-            timeout = self.default_timeout_ns
-            if self.should_proactive_compact():
-                prev = fragmentation_score(self.allocator)
-                self.proactive_compact(t)
-                if fragmentation_score(self.allocator) >= prev:
-                    # "Defer proactive compaction if the fragmentation score did not go down"
-                    timeout = self.default_timeout_ns << COMPACT_MAX_DEFER_SHIFT
-            self.next_check_ns = t + timeout
+        while True:
+            # the timer checks due before the pending wakeup (or before now), in time order
+            limit = min(self._wake_ns, now_ns) if self._woken else now_ns
+            while self.compaction_proactiveness and self.next_check_ns <= limit:
+                t = self.next_check_ns
+                timeout = self.default_timeout_ns
+                if self.should_proactive_compact():
+                    prev = fragmentation_score(self.allocator)
+                    self.proactive_compact(t)
+                    if fragmentation_score(self.allocator) >= prev:
+                        # "Defer proactive compaction if the fragmentation score did not go down"
+                        timeout = self.default_timeout_ns << COMPACT_MAX_DEFER_SHIFT
+                self.next_check_ns = t + timeout
+            if self._woken and self._wake_ns <= now_ns:
+                t = self._wake_ns
+                self._woken = False
+                self.do_work(t)
+                # "Reset the timeout value"
+                self.next_check_ns = t + self.default_timeout_ns
+                continue
+            break
         self.now_ns = now_ns
         return self.events[first:]
 
