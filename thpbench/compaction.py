@@ -27,8 +27,11 @@ Entry points, as the kernel's:
 Owners.  What a block means to its owner moves through a *mover* (the C contract is
 in ``_core.pxd``).  :class:`~thpbench._core.PageBook` is the one provided here: per
 frame an owner (a slot of a workload) and a content value, and a pinned bit; pass it
-as ``book=``.  Without a book every movable block moves and nobody is told.  The
-simulated kernel will pass its own mover (page tables through its reverse map).
+as ``book=``.  Without a book every movable block moves (and a large one may be
+split) and nobody is told: a workload's ``slots`` are stale afterwards, so compact an
+:class:`~thpbench.workloads.AllocationChurn` you keep using with its book
+(``AllocationChurn(book=PageBook(a))``).  The simulated kernel will pass its own mover
+(page tables through its reverse map).
 
 Watermarks belong to the simulated kernel; here they are parameters in pages
 (``wmark_min_pages`` default 0, i.e. no reserve; ``wmark_low_pages`` defaults to min).
@@ -300,12 +303,15 @@ def try_to_compact_pages(allocator, order, *, priority="async", migratetype="mov
     ``COMPACT_SUCCESS`` resets the deferral's order (``compaction_defer_reset(...,
     false)``), and a sync attempt that ran to ``COMPACT_COMPLETE`` or
     ``COMPACT_PARTIAL_SKIPPED`` defers the zone (``defer_compaction``).  Returns the
-    :func:`compact_zone` dict (``result`` only, when deferred).
+    :func:`compact_zone` dict (all counters 0 and no ``moves`` when deferred).
     """
     a = _allocator(allocator)
     o = _order(a, order, 1)
     prio = _name(priority, PRIORITIES, "priority")
     st = _state(a, state)
+    _book(a, book)
+    _wmarks(wmark_min_pages, wmark_low_pages, extfrag_threshold)
+    _gfp_migratetype(a, migratetype)
     if prio > PRIORITIES["sync_full"] and st._deferred(o):
         out = {"result": "COMPACT_DEFERRED"}
         out.update({k: 0 for k in COMPACT_STAT_NAMES})
