@@ -103,7 +103,8 @@ cdef class BuddyAllocator:
 #   (migrate_pages_batch() gets -ENOMEM and tries try_split_folio()).
 # * return 0 = the owner split its folio into 2**order order-0 pages: the core then
 #   splits the buddy block (each frame an allocated order-0 head with the same
-#   mobility, as split_page) and migrates the pieces after the batch.
+#   mobility, as split_page) and migrates the pieces after the batch, calling
+#   migrate_folio(ctx, piece, dst, 0) for each.
 # * return nonzero = it cannot split: the batch ends with -ENOMEM (compact_zone
 #   returns COMPACT_CONTENDED unless the scanners met).
 # A NULL split_folio with a NULL mover splits freely (no owner to ask); a NULL
