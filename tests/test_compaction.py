@@ -79,6 +79,20 @@ def test_known_answer_low_pageblock_becomes_free():
     assert a.nr_free_pages == 28
 
 
+def test_known_answer_pinned_page_keeps_its_target_until_the_batch_ends():
+    a = layout(32, {1, 3, 6, 31})
+    book = PageBook(a)
+    book.pinned[3] = 1
+    r = compact_memory(a, book, trace=True)
+    checked(a, book)
+    # migrate_pages_batch(): targets are taken for all three first (24, 25, 26), then the
+    # moves; the pinned page's target 25 goes back only after the batch
+    assert [tuple(m) for m in r["moves"].tolist()] == [(6, 24, 0, 0), (3, 25, 0, 1), (1, 26, 0, 0)]
+    assert (r["pgmigrate_success"], r["pgmigrate_fail"]) == (2, 1)
+    assert sorted(a.allocated_blocks()["pfn"].tolist()) == [3, 24, 26, 31]
+    assert book.pinned[3] == 1
+
+
 def test_nothing_to_do_on_a_fresh_zone():
     a = BuddyAllocator(4096)
     r = compact_memory(a)

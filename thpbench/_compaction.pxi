@@ -13,8 +13,8 @@
 # * no LRU: every allocated MOVABLE block is an isolatable LRU folio (no dirty or
 #   writeback folios, no too_many_isolated throttling, no pcp drains, no lock
 #   contention: COMPACT_CONTENDED only comes from migrate_pages() -ENOMEM);
-# * migrate_pages(): one attempt per folio; a mover's failure is final (the kernel
-#   retries -EAGAIN up to 10 times); a large folio with no free target of its order
+# * migrate_pages(): one pass (unmap all, then move all); a mover's failure is final
+#   (the kernel retries -EAGAIN up to 10 passes); a large folio with no free target of its order
 #   is split if its owner agrees (the mover's split_folio) and its pieces migrate
 #   after the batch, else the batch ends (-ENOMEM), as when try_split_folio() fails;
 # * no capture_control: the freed block is found by __compact_finished.
@@ -626,29 +626,6 @@ cdef void trace_move(compact_control *cc, pfn_t src, pfn_t dst, int order, int r
     t[3] = rc
     cc.trace_len += 1
 
-cdef int migrate_one(compact_control *cc, pfn_t src, int o) noexcept nogil:
-    # unmap_and_move for one folio: 0 moved, 1 failed (stays), -1 no target (-ENOMEM)
-    cdef Zone *z = cc.zone
-    cdef pfn_t dst = compaction_alloc(cc, o)
-    cdef int rc, mt
-    if dst < 0:
-        return -1
-    rc = 0
-    if cc.migrate_folio != NULL:
-        rc = cc.migrate_folio(cc.mover_ctx, src, dst, o)
-    trace_move(cc, src, dst, o, rc)
-    if rc == 0:
-        mt = frame_mt(z, src)
-        z.frame[dst].flags = FRAME_ALLOC | (mt << FRAME_MT_SHIFT)
-        z.frame[dst].order = o
-        z.nr_alloc += 1
-        zone_free(z, src, o)
-        cc.stats.pgmigrate_success += (<int64_t>1) << o
-        return 0
-    compaction_free(cc, dst, o)
-    cc.stats.pgmigrate_fail += (<int64_t>1) << o
-    return 1
-
 cdef bint try_split_folio(compact_control *cc, pfn_t src, int o) noexcept nogil:
     # try_split_folio() -> split_folio_to_list(): ask the owner, then split_page()
     cdef Zone *z = cc.zone
@@ -667,39 +644,73 @@ cdef bint try_split_folio(compact_control *cc, pfn_t src, int o) noexcept nogil:
     z.nr_alloc += ((<int64_t>1) << o) - 1
     return True
 
+cdef int migrate_pages_batch(compact_control *cc, const pfn_t *folios, int64_t n, bint may_split) noexcept nogil:
+    # migrate_pages_batch(): first "unmap" every folio, taking a target for each from
+    # compaction_alloc() in list order (-ENOMEM: a large folio is split if its owner
+    # agrees, else unmapping stops and what was unmapped is moved); then move each
+    # folio to its target (the mover); last, failed folios give their targets back
+    # (compaction_free), in list order.  One pass: a mover's failure is final.
+    # Returns 0, E_NOMEM, or 1 when a folio failed to move or was split.
+    cdef Zone *z = cc.zone
+    cdef int64_t i, k = 0
+    cdef pfn_t src, dst
+    cdef int o, rc, mt, err = 0
+    for i in range(n):
+        src = folios[i]
+        o = z.frame[src].order
+        dst = compaction_alloc(cc, o)
+        if dst < 0:
+            if may_split and o > 0 and try_split_folio(cc, src, o):
+                err = 1                     # nr_failed++ even when the split succeeds
+                continue
+            err = E_NOMEM                   # "goto move": move what was unmapped, then stop
+            break
+        cc.batch_src[k] = src
+        cc.batch_dst[k] = dst
+        k += 1
+    for i in range(k):
+        src = cc.batch_src[i]
+        dst = cc.batch_dst[i]
+        o = z.frame[src].order
+        rc = 0
+        if cc.migrate_folio != NULL:
+            rc = cc.migrate_folio(cc.mover_ctx, src, dst, o)
+        trace_move(cc, src, dst, o, rc)
+        if rc == 0:
+            mt = frame_mt(z, src)
+            z.frame[dst].flags = FRAME_ALLOC | (mt << FRAME_MT_SHIFT)
+            z.frame[dst].order = o
+            z.nr_alloc += 1
+            zone_free(z, src, o)
+            cc.stats.pgmigrate_success += (<int64_t>1) << o
+        else:
+            cc.batch_dst[i] = -1 - dst      # failed: the target goes back below
+            if err == 0:
+                err = 1
+    for i in range(k):
+        if cc.batch_dst[i] < 0:
+            dst = -1 - cc.batch_dst[i]
+            o = z.frame[cc.batch_src[i]].order
+            compaction_free(cc, dst, o)
+            cc.stats.pgmigrate_fail += (<int64_t>1) << o
+    return err
+
 cdef int migrate_pages(compact_control *cc) noexcept nogil:
     # migrate_pages(&cc->migratepages, compaction_alloc, compaction_free, ...): the list
-    # is walked from its head, i.e. the last isolated first; large folios that find no
-    # target are split and their pieces migrated after the batch (split_folios).
-    # Returns 0, E_NOMEM, or 1 when some folio failed to move or was split.
-    cdef Zone *z = cc.zone
-    cdef int64_t i
-    cdef pfn_t src
-    cdef int o, rc, err = 0
+    # is walked from its head, i.e. the last isolated first; the order-0 pieces of
+    # folios split for lack of a target follow in a batch of their own, unless the
+    # first batch ended with -ENOMEM ("Failure isn't counted": its result is ignored).
+    cdef int64_t i, n = cc.nr_migrate_blocks
+    cdef int err
+    cdef pfn_t t
+    for i in range(n // 2):                 # list order: reverse of isolation order
+        t = cc.migratepages[i]
+        cc.migratepages[i] = cc.migratepages[n - 1 - i]
+        cc.migratepages[n - 1 - i] = t
     cc.nr_split = 0
-    i = cc.nr_migrate_blocks - 1
-    while i >= 0:
-        src = cc.migratepages[i]
-        o = z.frame[src].order
-        rc = migrate_one(cc, src, o)
-        if rc < 0:
-            if o > 0 and try_split_folio(cc, src, o):
-                err = 1             # nr_failed++ even when the split succeeds
-                i -= 1
-                continue
-            err = E_NOMEM           # "don't bother to try to migrate other folios"
-            break
-        if rc > 0:
-            err = 1
-        i -= 1
-    if err != E_NOMEM:
-        for i in range(cc.nr_split):
-            rc = migrate_one(cc, cc.split_folios[i], 0)
-            if rc < 0:
-                err = E_NOMEM
-                break
-            if rc > 0:
-                err = 1
+    err = migrate_pages_batch(cc, cc.migratepages, n, True)
+    if err != E_NOMEM and cc.nr_split:
+        migrate_pages_batch(cc, cc.split_folios, cc.nr_split, False)
     cc.nr_migrate_blocks = 0
     cc.nr_split = 0
     return err
@@ -855,7 +866,9 @@ cdef int compact_control_init(compact_control *cc, Zone *z, CompactZoneState *zs
     cc.migrate_cap = ((<int64_t>1) << z.pageblock_order) + 1
     cc.migratepages = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
     cc.split_folios = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
-    if cc.migratepages == NULL or cc.split_folios == NULL:
+    cc.batch_src = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
+    cc.batch_dst = <pfn_t *>malloc(<size_t>cc.migrate_cap * sizeof(pfn_t))
+    if cc.migratepages == NULL or cc.split_folios == NULL or cc.batch_src == NULL or cc.batch_dst == NULL:
         compact_control_release(cc)
         return -1
     return 0
@@ -863,9 +876,13 @@ cdef int compact_control_init(compact_control *cc, Zone *z, CompactZoneState *zs
 cdef void compact_control_release(compact_control *cc) noexcept nogil:
     c_free2(cc.migratepages)
     c_free2(cc.split_folios)
+    c_free2(cc.batch_src)
+    c_free2(cc.batch_dst)
     c_free2(cc.trace)
     cc.migratepages = NULL
     cc.split_folios = NULL
+    cc.batch_src = NULL
+    cc.batch_dst = NULL
     cc.trace = NULL
 
 

@@ -199,6 +199,8 @@ cdef struct compact_control:      # struct compact_control (mm/internal.h), the 
     void *mover_ctx
     pfn_t *split_folios            # order-0 pieces of split folios, migrated after the batch
     int64_t nr_split
+    pfn_t *batch_src               # migrate_pages_batch(): the unmapped folios and their targets
+    pfn_t *batch_dst
     # optional trace of migrations: (src, dst, order, rc) quadruples
     int64_t *trace
     int64_t trace_len             # records

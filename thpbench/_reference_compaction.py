@@ -2,7 +2,7 @@
 
 It runs ``compact_zone()`` on a :class:`thpbench._reference.ReferenceBuddy` with the
 same simplifications as the core (linear scanners with skip bits, no LRU, one
-migration attempt per folio, split on -ENOMEM when the owner agrees) and records every
+migrate_pages_batch() pass per batch, split on -ENOMEM when the owner agrees) and records every
 migration as (src, dst, order, rc).  The mover is a Python callable
 ``mover(src, dst, order) -> int`` (0 = moved) and ``splitter(head, order) -> int`` (0 =
 split); both None: everything moves and splits.
@@ -416,26 +416,6 @@ class ReferenceCompaction:
         self.nr_migratepages -= 1 << order
         return page
 
-    def migrate_one(self, src, o):
-        r = self.ref
-        mt = r.allocated[src][1]
-        dst = self.compaction_alloc(o)
-        if dst < 0:
-            return -1
-        rc = 0 if self.mover is None else self.mover(src, dst, o)
-        self.moves.append((src, dst, o, rc))
-        if rc == 0:
-            r.allocated[dst] = (o, mt)
-            r.events["alloc"] += 1
-            r.free(src, o)
-            self.zs.stats["pgmigrate_success"] += 1 << o
-            return 0
-        self.freepages[o].appendleft(dst)
-        self.nr_freepages += 1 << o
-        self.nr_migratepages += 1 << o
-        self.zs.stats["pgmigrate_fail"] += 1 << o
-        return 1
-
     def try_split(self, src, o):
         if self.splitter is not None:
             if self.splitter(src, o) != 0:
@@ -446,28 +426,46 @@ class ReferenceCompaction:
         self.split_folios.extend(range(src, src + (1 << o)))
         return True
 
-    def migrate_pages(self):
+    def migrate_pages_batch(self, folios, may_split):
+        """Unmap all (take targets in list order), move all, give failed targets back."""
+        r = self.ref
         err = 0
-        self.split_folios = []
-        for src in reversed(self.migratepages):
-            o = self.ref.allocated[src][0]
-            rc = self.migrate_one(src, o)
-            if rc < 0:
-                if o > 0 and self.try_split(src, o):
+        pairs = []
+        for src in folios:
+            o = r.allocated[src][0]
+            dst = self.compaction_alloc(o)
+            if dst < 0:
+                if may_split and o > 0 and self.try_split(src, o):
                     err = 1
                     continue
                 err = ENOMEM
                 break
-            if rc > 0:
-                err = 1
-        if err != ENOMEM:
-            for src in self.split_folios:
-                rc = self.migrate_one(src, 0)
-                if rc < 0:
-                    err = ENOMEM
-                    break
-                if rc > 0:
-                    err = 1
+            pairs.append((src, dst))
+        failed = []
+        for src, dst in pairs:
+            o, mt = r.allocated[src]
+            rc = 0 if self.mover is None else self.mover(src, dst, o)
+            self.moves.append((src, dst, o, rc))
+            if rc == 0:
+                r.allocated[dst] = (o, mt)
+                r.events["alloc"] += 1
+                r.free(src, o)
+                self.zs.stats["pgmigrate_success"] += 1 << o
+            else:
+                failed.append((src, dst, o))
+                err = err or 1
+        for src, dst, o in failed:
+            self.freepages[o].appendleft(dst)
+            self.nr_freepages += 1 << o
+            self.nr_migratepages += 1 << o
+            self.zs.stats["pgmigrate_fail"] += 1 << o
+        return err
+
+    def migrate_pages(self):
+        self.split_folios = []
+        err = self.migrate_pages_batch(list(reversed(self.migratepages)), True)
+        if err != ENOMEM and self.split_folios:
+            self.migrate_pages_batch(self.split_folios, False)
         self.migratepages = []
         return err
 

@@ -47,13 +47,16 @@ Simplified (the model, not the kernel):
 * no LRU: every allocated MOVABLE block counts as an isolatable LRU folio (no dirty,
   writeback or unevictable folios, no isolation throttling, no costs of LRU
   isolation); no per-cpu lists to drain; no locks, so no contention;
-* ``migrate_pages()`` tries each folio once: a mover's failure (a pinned page) is
-  final, where the kernel retries ``-EAGAIN`` up to 10 times.  A large folio with no
-  free target of its order is split into order-0 pages whose migration follows the
-  batch, as ``try_split_folio()`` does, if its owner agrees: always without a book;
-  a :class:`PageBook` agrees unless a slots array is attached (a slot names one
-  block) or a page is pinned.  Otherwise the batch ends (``-ENOMEM``, then
-  ``COMPACT_CONTENDED`` unless the scanners met);
+* ``migrate_pages()`` runs one pass of ``migrate_pages_batch()``: targets are taken
+  for the whole batch first (the "unmap" step), then every folio is moved, then the
+  targets of failed folios go back.  A mover's failure (a pinned page) is final, where
+  the kernel retries ``-EAGAIN`` up to 10 passes.  A large folio with no free target of
+  its order is split into order-0 pages whose migration follows the batch, as
+  ``try_split_folio()`` does, if its owner agrees: always without a book; a
+  :class:`PageBook` agrees unless a slots array is attached (a slot names one block) or
+  a page is pinned.  Otherwise the batch ends (``-ENOMEM``, then ``COMPACT_CONTENDED``
+  unless the scanners met).  A pinned anonymous page is not even isolated in the
+  kernel (its extra reference is seen first); here it is isolated and fails to move;
 * no ``capture_control``: the allocation after direct compaction is an ordinary one;
 * one zone per node: the node's fragmentation score is the zone's weighted by
   ``present_pages / (node_present_pages + 1)``, as ``fragmentation_score_node`` does.
