@@ -85,14 +85,16 @@ cdef class BuddyAllocator:
 #
 #     int migrate_folio(void *ctx, pfn_t src, pfn_t dst, int order) noexcept nogil
 #
-# * called once per isolated source: `src` is the head of an allocated block of
-#   2**order frames with MOVABLE mobility; `dst` is an isolated free block of the same
-#   order (on no free list, flags 0).  The buddy state is untouched when it is called.
+# * called once per isolated source, in migrate-list order, after targets were taken
+#   for the whole batch (migrate_pages_batch's unmap step): `src` is the head of an
+#   allocated block of 2**order frames with MOVABLE mobility; `dst` is an isolated
+#   free block of the same order (on no free list, flags 0).  The buddy state of src
+#   and dst is untouched when it is called.
 # * return 0 = moved: the core then makes `dst` an allocated head of `order` with
 #   src's mobility and frees `src` (zone_free), pgmigrate_success += 2**order.
 # * return nonzero = could not move (pinned: an extra reference, as migrate_folio_move
-#   fails with -EAGAIN): nothing changes, `dst` goes back to the isolated free lists
-#   (compaction_free), pgmigrate_fail += 2**order.
+#   fails with -EAGAIN): nothing changes; after the batch `dst` goes back to the
+#   isolated free lists (compaction_free), pgmigrate_fail += 2**order.
 # * it must not allocate or free through the Zone, and must not raise.
 # A NULL mover moves every block (an allocator without owners).  PageBook below is
 # one mover; the THP kernel provides its own (PTEs/PMDs via its reverse map).
