@@ -13,6 +13,7 @@ from thpbench.compaction import (
     PageBook,
     compact_memory,
     compact_zone,
+    compaction_cost_ns,
     compaction_suitable,
     direct_compact,
     extfrag_for_order,
@@ -548,3 +549,16 @@ def test_kcompactd_runs_timer_checks_and_wakeups_in_time_order():
     assert k.next_check_ns == 1_700_000_000          # the timeout restarts after the work
     # by then proactive compaction made an order-9 block: kcompactd_do_work has nothing to do
     assert rows[2]["result"] is None and k.state.counters()["compact_daemon_wake"] == 1
+
+
+def test_compaction_cost_in_simulated_time():
+    from thpbench.costs import CostModel
+    c = CostModel(scan_pfn_ns=2.0, copy_page_ns=300.0, migrate_overhead_ns=700.0)
+    a = layout(32, {1, 3, 6, 31})
+    book = PageBook(a)
+    book.pinned[3] = 1
+    r = compact_memory(a, book)
+    scanned = r["total_migrate_scanned"] + r["total_free_scanned"]
+    assert scanned > 0
+    assert compaction_cost_ns(r, c) == scanned * 2.0 + 2 * 1000.0 + 1 * 700.0
+    assert compaction_cost_ns(r) > 0

@@ -81,6 +81,7 @@ __all__ = [
     "compact_zone", "compact_memory", "try_to_compact_pages", "direct_compact",
     "compaction_suitable", "fragmentation_index", "extfrag_for_order", "fragmentation_score",
     "fragmentation_score_wmark", "HPAGE_FRAG_CHECK_INTERVAL_MSEC", "COMPACT_MAX_DEFER_SHIFT",
+    "compaction_cost_ns",
 ]
 
 MODES = {"async": 0, "sync_light": 1, "sync": 2}
@@ -366,6 +367,26 @@ def direct_compact(allocator, order, *, migratetype="movable", priority="async",
         st._count("compact_fail")
     out["pfn"] = pfn
     return out
+
+
+# -- simulated time ------------------------------------------------------------------------------
+
+def compaction_cost_ns(result, costs=None):
+    """Simulated nanoseconds of one compaction, from its counters and a ``CostModel``.
+
+    Every pfn a scanner looked at costs ``scan_pfn_ns``; every page migrated costs
+    ``copy_page_ns + migrate_overhead_ns`` (unmap, copy, remap, TLB flush); every page
+    that failed to migrate costs ``migrate_overhead_ns`` (unmapped and restored).
+    ``result`` is a dict returned by :func:`compact_zone` (or a Kcompactd event row,
+    whose scan counts are ``compact_migrate_scanned`` / ``compact_free_scanned``);
+    ``costs`` defaults to ``CostModel.default()``.
+    """
+    from thpbench.costs import CostModel
+    c = CostModel.default() if costs is None else costs
+    scanned = result.get("total_migrate_scanned", result.get("compact_migrate_scanned", 0)) + \
+        result.get("total_free_scanned", result.get("compact_free_scanned", 0))
+    return (scanned * c.scan_pfn_ns + result["pgmigrate_success"] * (c.copy_page_ns + c.migrate_overhead_ns)
+            + result["pgmigrate_fail"] * c.migrate_overhead_ns)
 
 
 # -- kcompactd ----------------------------------------------------------------------------------
