@@ -22,7 +22,13 @@ Entry points, as the kernel's:
   allocation, counting ``compact_stall`` / ``compact_success`` / ``compact_fail``;
 * :class:`Kcompactd` -- the per-node daemon: woken with an order (``wakeup_kcompactd``
   from kswapd) and proactive compaction every ``HPAGE_FRAG_CHECK_INTERVAL_MSEC``
-  (500 ms) driven by a simulated clock.
+  (500 ms) driven by a simulated clock;
+* :meth:`CompactionState.reset_isolation_suitable` -- what kswapd calls before it
+  sleeps; :func:`compaction_cost_ns` -- a compaction's simulated time (``CostModel``).
+
+The zone's compaction fields (cached scanner positions, skip bits, deferral) and the
+``/proc/vmstat`` counters (``compact_*``, ``pgmigrate_success``, ``pgmigrate_fail``)
+live in a :class:`CompactionState`: pass the same one to every call for an allocator.
 
 Owners.  What a block means to its owner moves through a *mover* (the C contract is
 in ``_core.pxd``).  :class:`~thpbench._core.PageBook` is the one provided here: per
@@ -59,7 +65,9 @@ Simplified (the model, not the kernel):
   kernel (its extra reference is seen first); here it is isolated and fails to move;
 * no ``capture_control``: the allocation after direct compaction is an ordinary one;
 * one zone per node: the node's fragmentation score is the zone's weighted by
-  ``present_pages / (node_present_pages + 1)``, as ``fragmentation_score_node`` does.
+  ``present_pages / (node_present_pages + 1)``, as ``fragmentation_score_node`` does;
+  ``COMPACTION_HPAGE_ORDER`` is the allocator's pageblock order (9, as on x86-64);
+* no lowmem reserves, highatomic reserves or CMA in the watermark checks;
 * with grouping by mobility off every pageblock is Unmovable, so, as in the kernel,
   the free scanner finds no MOVABLE target pageblock and compaction moves nothing
   (except at ``priority="sync_full"``, which ignores block suitability).
