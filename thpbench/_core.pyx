@@ -8,6 +8,7 @@ read on its own:
 * ``_mm.pxi`` -- page tables, rmap, the THP fault, collapse and split paths
   (mm/memory.c, mm/huge_memory.c, mm/khugepaged.c).
 * ``_tlb.pxi`` -- TLBs, page-walk caches, native / nested / shadow walks.
+* ``_compaction.pxi`` -- memory compaction (mm/compaction.c) and the PageBook mover.
 
 Policy that a user might want to change arrives as parameters; the Python modules
 (``mm.py``, ``tlb.py``, ``virt.py``) hold the rest.
@@ -16,3 +17,4 @@ Policy that a user might want to change arrives as parameters; the Python module
 include "_buddy.pxi"
 include "_mm.pxi"
 include "_tlb.pxi"
+include "_compaction.pxi"

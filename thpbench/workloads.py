@@ -23,6 +23,7 @@ from thpbench._core import (
     OP_FREE_SLOT as _OP_FREE_SLOT,
     OP_REPLACE_SLOT as _OP_REPLACE_SLOT,
     BuddyAllocator as _BuddyAllocator,
+    PageBook as _PageBook,
 )
 
 __all__ = ["ChurnClass", "KERNEL_BUILD", "AllocationChurn", "churn_readout", "age", "aged_allocator",
@@ -187,6 +188,11 @@ class AllocationChurn:
         Rescale the classes so that unmovable + reclaimable ones hold this share of
         the occupied memory (default: the classes' own shares).
     seed : int
+    book : PageBook, optional
+        A :class:`~thpbench._core.PageBook` of the same allocator: after every step
+        (``fill``, ``run``, ``release``) the churn calls ``book.track(slots)``, so the
+        book's owners are the slots and compaction with this book rewrites ``slots``
+        when it moves a block.
 
     Attributes
     ----------
@@ -198,9 +204,12 @@ class AllocationChurn:
         :func:`churn_readout`'s columns.
     """
 
-    def __init__(self, allocator, classes=KERNEL_BUILD, *, fill=0.97, unmovable_share=None, seed=0):
+    def __init__(self, allocator, classes=KERNEL_BUILD, *, fill=0.97, unmovable_share=None, seed=0, book=None):
         if not isinstance(allocator, _BuddyAllocator):
             raise TypeError(f"allocator must be a BuddyAllocator, got {type(allocator).__name__}")
+        if book is not None and (not isinstance(book, _PageBook) or book.allocator is not allocator):
+            raise ValueError("book must be a PageBook of the same allocator")
+        self.book = book
         if not 0.0 < fill <= 1.0:
             raise ValueError(f"fill {fill} out of range (0, 1]")
         self.allocator = allocator
@@ -253,6 +262,9 @@ class AllocationChurn:
 
     def _run(self, ops, orders, slot_idx, cls):
         res = self.allocator.run(ops, orders, slot_idx, self._mts[cls], self.slots)
+        if self.book is not None:
+            # run() moved frames behind the book's back: rebuild its owners from the slots
+            self.book.track(self.slots)
         allocating = ops != _OP_FREE_SLOT
         self.allocs_by_class += _np.bincount(cls[allocating], minlength=len(self.classes))
         self.ops += int(ops.size + (ops == _OP_REPLACE_SLOT).sum())
