@@ -47,3 +47,25 @@ def test_snapshot_of_a_missing_proc_is_a_clear_error(tmp_path, capsys):
         main(["snapshot", "--proc", str(tmp_path)])
     assert e.value.code == 2
     assert "not readable" in capsys.readouterr().err
+
+
+def test_thp_sysfs_compares_a_tree_with_the_simulator(capsys):
+    root = DATA.parent / "sysfs-thp"
+    assert main(["thp-sysfs", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "always [madvise] never" in out
+    # the captured machine runs the kernel's defaults: nothing but the counters differs
+    assert "<- differs" not in out and out.count("(a counter)") == 2
+
+
+def test_a1_prints_the_table_in_published_order(capsys):
+    assert main(["a1", "--processes", "2", "--sample", "40000"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("predicted") == 4 and out.count("fitted") >= 3
+    assert "shadow exit" in out
+
+
+def test_a1_unknown_cpu_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["a1", "--cpu", "pentium"])
+    assert e.value.code == 2 and "unknown CPU preset" in capsys.readouterr().err

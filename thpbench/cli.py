@@ -6,6 +6,11 @@
     thpbench snapshot [--proc /proc] [--save DIR]
         read this machine's buddy allocator files and print, per zone, the unusable and
         fragmentation indices per order (mm/vmstat.c's formulas, as debugfs extfrag/ shows them)
+    thpbench thp-sysfs [--root /sys/kernel/mm/transparent_hugepage]
+        this machine's THP settings beside the simulated kernel's defaults
+    thpbench a1 [--cpu nehalem] [--processes 4] [--sample 300000]
+        Arcangeli's 2010 KVM kernel-build table (guest THP x host THP, EPT and shadow
+        paging) beside the simulated slowdowns
 """
 from __future__ import annotations
 
@@ -71,6 +76,37 @@ def cmd_snapshot(a) -> int:
     return 0
 
 
+def cmd_thp_sysfs(a) -> int:
+    from thpbench.mm import Kernel
+    real = procfs.read_thp_sysfs(a.root)
+    sim = Kernel(64 << 20).sysfs
+    width = max(len(k) for k in real)
+    print(f"{'file':<{width}}  {'this machine':<44}  simulator default")
+    for name, text in real.items():
+        if name in ("khugepaged/pages_collapsed", "khugepaged/full_scans"):
+            mark = "   (a counter)"
+        else:
+            mark = "" if sim[name] == text else "   <- differs"
+        print(f"{name:<{width}}  {text:<44}  {sim[name]}{mark}")
+    return 0
+
+
+def cmd_a1(a) -> int:
+    import pandas as pd
+
+    from thpbench import tlb
+    profile = tlb.KbuildProfile(processes=a.processes, sample_accesses=a.sample)
+    grid = tlb.a1_grid(a.cpu, profile)
+    cm = tlb.a1_fit(grid)
+    table = tlb.a1_table(grid, cm)
+    cols = ["paging", "guest_thp", "host_thp", "published_slowdown_pct", "simulated_slowdown_pct", "role"]
+    with pd.option_context("display.width", 200):
+        print(table[cols].round(1).to_string(index=False))
+    print(f"\nfitted: walk reference {cm.walk_ref_ns:.1f} ns, virtualization overhead "
+          f"{100 * cm.virt_overhead:.1f}%, shadow exit {cm.vmexit_ns / 1000:.1f} us")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="thpbench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,13 +123,21 @@ def main(argv=None) -> int:
     s.add_argument("--proc", default="/proc", help="where to read buddyinfo/pagetypeinfo/zoneinfo")
     s.add_argument("--save", help="also save the raw files into this directory")
     s.set_defaults(func=cmd_snapshot)
+    t = sub.add_parser("thp-sysfs", help="this machine's THP settings beside the simulator's defaults")
+    t.add_argument("--root", default=procfs.THP_SYSFS)
+    t.set_defaults(func=cmd_thp_sysfs)
+    r = sub.add_parser("a1", help="Arcangeli's 2010 KVM table beside the simulation")
+    r.add_argument("--cpu", default="nehalem", help="a CPU preset (nehalem, barcelona, skylake, zen4)")
+    r.add_argument("--processes", type=_positive_int, default=4)
+    r.add_argument("--sample", type=_positive_int, default=300_000, help="sampled accesses per process")
+    r.set_defaults(func=cmd_a1)
     a = ap.parse_args(argv)
     try:
         return a.func(a)
     except BrokenPipeError:          # `thpbench ... | head`
         sys.stderr.close()
         return 0
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, KeyError) as e:
         ap.exit(2, f"thpbench {a.command}: error: {e}\n")
 
 
