@@ -163,13 +163,24 @@ def test_allocator_from_snapshot_matches_every_zone(snap_dir, zone):
     assert (fm[used] == pbt[np.flatnonzero(used) >> 9]).all()
 
 
-@pytest.mark.parametrize("snap_dir", SNAPSHOTS, ids=lambda p: p.name)
-@pytest.mark.parametrize("zone", ["DMA", "DMA32", "Normal"])
+def _consistent(snap_dir, zone):
+    z = procfs.load_snapshot(snap_dir).zone(zone)
+    return bool((z["free"].sum(axis=0) == z["buddyinfo"]).all())
+
+
+# buddyinfo and pagetypeinfo are read moments apart; where the machine allocated in
+# between, the two files disagree and no allocator can print both (covered instead by
+# test_allocator_from_snapshot_*, where buddyinfo wins)
+CONSISTENT = [(d, z) for d in SNAPSHOTS for z in ("DMA", "DMA32", "Normal") if _consistent(d, z)]
+
+
+def test_most_captures_are_self_consistent():
+    assert len(CONSISTENT) >= 10
+
+
+@pytest.mark.parametrize("snap_dir,zone", CONSISTENT, ids=lambda v: getattr(v, "name", v))
 def test_simulated_pagetypeinfo_lines_equal_the_real_ones(snap_dir, zone):
     snap = procfs.load_snapshot(snap_dir)
-    z = snap.zone(zone)
-    if not (z["free"].sum(axis=0) == z["buddyinfo"]).all():
-        pytest.skip("this capture's buddyinfo and pagetypeinfo disagree (read moments apart)")
     alloc = procfs.allocator_from_snapshot(snap, zone)
     sim = procfs.format_pagetypeinfo(procfs.allocator_pagetypeinfo(alloc, zone))
     real = (snap_dir / "pagetypeinfo").read_text()
