@@ -305,17 +305,19 @@ cdef class MMCore:
 
     # ------------------------------------------------------------------ allocation
     cdef pfn_t alloc_pages(self, int order, int mt, int gfp) noexcept nogil:
-        """__alloc_pages: the fast path (get_page_from_freelist at the min watermark,
+        """__alloc_pages: the fast path (get_page_from_freelist at the low watermark,
         __zone_watermark_ok, then the buddy lists); on failure the slow path of
-        _mm_compaction.pxi (__alloc_pages_slowpath: wake kswapd, direct compaction,
-        direct reclaim) as far as the gfp bits (GFP_* of _mm_compaction.pxi) allow."""
+        _mm_compaction.pxi (__alloc_pages_slowpath: wake kswapd, the min watermark,
+        direct compaction, direct reclaim) as far as the gfp bits (GFP_* in _core.pxd) allow."""
         cdef pfn_t pfn
         self.ac_stalls = 0
         self.ac_scanned = 0
         self.ac_migrated = 0
         self.ac_failed = 0
         self.ac_result = -1
-        pfn = mm_get_page_from_freelist(self, order, mt)
+        # the first get_page_from_freelist() is at ALLOC_WMARK_LOW
+        pfn = mm_get_page_from_freelist(self, order, mt, self.wmark_low if self.wmark_low > self.wmark_min
+                                        else self.wmark_min)
         if pfn >= 0:
             return pfn
         return mm_alloc_slowpath(self, order, mt, gfp)

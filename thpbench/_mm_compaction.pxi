@@ -28,10 +28,10 @@ cdef inline bint mm_folio_pinned(MMCore m, pfn_t head) noexcept nogil:
     return False
 
 
-cdef pfn_t mm_get_page_from_freelist(MMCore m, int order, int mt) noexcept nogil:
-    # get_page_from_freelist() at ALLOC_WMARK_MIN: the zone's free pages above the min
-    # watermark after this allocation, then rmqueue
-    if m.z.nr_free_pages - ((<int64_t>1) << order) + 1 > m.wmark_min:
+cdef pfn_t mm_get_page_from_freelist(MMCore m, int order, int mt, int64_t mark) noexcept nogil:
+    # get_page_from_freelist(): the zone's free pages above the watermark (min in the
+    # slow path, low in the fast path) after this allocation, then rmqueue
+    if m.z.nr_free_pages - ((<int64_t>1) << order) + 1 > mark:
         return zone_alloc(m.z, order, mt)
     return -1
 
@@ -203,7 +203,7 @@ cdef pfn_t mm_direct_compact(MMCore m, int order, int mt, int prio, int *result)
         return -1
     m.cstats.compact_stall += 1
     m.ac_stalls += 1
-    pfn = mm_get_page_from_freelist(m, order, mt)
+    pfn = mm_get_page_from_freelist(m, order, mt, m.wmark_min)
     if pfn >= 0:
         m.czs.compact_blockskip_flush = 0
         compaction_defer_reset(m.czs, order, True)
@@ -245,7 +245,7 @@ cdef pfn_t mm_direct_reclaim(MMCore m, int order, int mt) noexcept nogil:
                     m.hook_exc = e
     else:
         mm_shrink_for(m, order)
-    return mm_get_page_from_freelist(m, order, mt)
+    return mm_get_page_from_freelist(m, order, mt, m.wmark_min)
 
 
 cdef pfn_t mm_alloc_slowpath(MMCore m, int order, int mt, int gfp) noexcept nogil:
@@ -255,6 +255,11 @@ cdef pfn_t mm_alloc_slowpath(MMCore m, int order, int mt, int gfp) noexcept nogi
     cdef pfn_t pfn
     if gfp & GFP_KSWAPD_RECLAIM:
         mm_wake_all_kswapds(m, order)
+    # "The adjusted alloc_flags might result in immediate success, so try that first"
+    # (ALLOC_WMARK_MIN)
+    pfn = mm_get_page_from_freelist(m, order, mt, m.wmark_min)
+    if pfn >= 0:
+        return pfn
     if not (gfp & GFP_DIRECT_RECLAIM):
         return -1
     # "For costly allocations, try direct compaction first, as it's likely that we

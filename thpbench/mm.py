@@ -969,11 +969,19 @@ class Kernel:
         kc.wmark_min_pages, kc.wmark_low_pages = wm["min"], wm["low"]
 
     def _wake_kswapd(self, order) -> None:
-        """wakeup_kswapd(order) from the allocator slow path.  kswapd is not simulated
-        yet: wake kcompactd directly, as kswapd does when it goes to sleep with the node
-        balanced for order 0 but not for ``order`` (``wakeup_kcompactd`` in
-        ``mm/vmscan.c``).  The reclaim model replaces this with its kswapd."""
-        if self.compaction and order > 0:
+        """wakeup_kswapd(order) from the allocator slow path (any allocation that misses
+        the low watermark and may wake kswapd).  kswapd is not simulated yet: do what it
+        does when it goes to sleep (``kswapd_try_to_sleep`` in ``mm/vmscan.c``): clear
+        compaction's pageblock skip bits if a compaction's scanners met since
+        (``reset_isolation_suitable``) and wake kcompactd for ``order``.  The reclaim
+        model replaces this with its kswapd (which then does both itself)."""
+        if not self.compaction:
+            return
+        # kswapd_try_to_sleep(): "When kswapd is going to sleep, it is reasonable to
+        # assume that pages and compaction may succeed so reset the cache", then
+        # "now we should compact it to make allocation of the requested order possible"
+        self.compaction_state.reset_isolation_suitable(self.buddy)
+        if order > 0:
             self.kcompactd.wakeup(order, max(self.now_ns, self.kcompactd.now_ns))
 
     def _direct_reclaim(self, order) -> int:
