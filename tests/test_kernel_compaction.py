@@ -325,3 +325,18 @@ def test_vm_sysctl():
     k.vm_sysctl["compact_memory"] = 1
     assert "compact_stall" in k.vmstat() and "compact_daemon_wake" in k.vmstat()
     k.check()
+
+
+def test_gorman_shaped_table_compaction_on_beats_off():
+    from thpbench.experiments import gorman_hugepage_allocation
+    df = gorman_hugepage_allocation(mem_mib=128, target=0.9, defrag="defer", interval_ms=100, seed=2)
+    off, on = df.set_index("compaction").loc[False], df.set_index("compaction").loc[True]
+    assert off["attempts"] == on["attempts"] == 57
+    assert on["huge_pages"] > off["huge_pages"] > 0
+    assert off["pgmigrate_success"] == 0 and on["pgmigrate_success"] > 0
+    assert 0 < on["success_rate"] <= 1 and (df["pages_reclaimed"] == 0).all()
+    # direct compaction (defrag=always) also gains over no compaction
+    da = gorman_hugepage_allocation(mem_mib=128, seed=2).set_index("compaction")
+    assert da.loc[True, "huge_pages"] > da.loc[False, "huge_pages"] and da.loc[True, "compact_stall"] > 0
+    with pytest.raises(ValueError):
+        gorman_hugepage_allocation(target=1.5)

@@ -215,6 +215,7 @@ cdef class MMCore:
     # processes
     cdef MMStruct *mms
     cdef int32_t max_mms
+    cdef int32_t mm_hi         # 1 + the highest mm id ever created (bounds rmap walks)
     cdef int64_t nr_pmds
     # swap
     cdef uint64_t *swap_content

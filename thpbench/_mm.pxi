@@ -541,6 +541,8 @@ cdef class MMCore:
         mm.nr_pmds = self.nr_pmds
         mm.family = family
         mm.alive = 1
+        if mmid + 1 > self.mm_hi:
+            self.mm_hi = mmid + 1      # rmap walks of the mover stop here
 
     def mm_destroy(self, int mmid):
         """exit_mmap(): zap and free every page table."""
@@ -1546,7 +1548,7 @@ cdef class MMCore:
         self.pflags[dst] = self.pflags[src] & ~(<uint8_t>PF_DEFERRED)
         if queued:
             self.dq_add(dst)
-        for m in range(self.max_mms):
+        for m in range(self.mm_hi):
             mm = &self.mms[m]
             if not mm.alive or mm.family != fam:
                 continue

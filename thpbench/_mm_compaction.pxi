@@ -94,7 +94,7 @@ cdef int mm_split_for_migration(MMCore m, pfn_t head, int order) noexcept nogil:
     if m.emap[head] > 0:
         fam = m.rmap_fam[head]
         pi = m.rmap_vpn[head] >> 9
-        for mi in range(m.max_mms):
+        for mi in range(m.mm_hi):
             mm = &m.mms[mi]
             if mm.alive and mm.family == fam and 0 <= pi < mm.nr_pmds:
                 if (mm.pmd[pi] & E_HUGE) and not (mm.pmd[pi] & E_ZERO) and ent_payload(mm.pmd[pi]) == head:

@@ -93,13 +93,17 @@ def defrag_fault_latency(modes=("always", "defer"), mem_mib=128, fault_mib=32, t
 
 
 def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, seed=0,
-                               compaction=(False, True)) -> pd.DataFrame:
+                               compaction=(False, True), defrag="always", interval_ms=0) -> pd.DataFrame:
     """The shape of Gorman's April 2010 compaction table (anchors A8).
 
     On an aged machine (:func:`aged_kernel`), with the aging process still holding its
-    pages, a process tries to fault ``target`` of memory as huge pages (madvised,
-    ``defrag=always``: direct compaction allowed), 2 MiB at a time until an allocation
-    falls back.  Run once per ``compaction`` setting.  Returns one row per setting:
+    pages, a process tries to fault ``target`` of memory as huge pages (madvised; with
+    ``defrag="always"`` each fault may compact directly, with ``"defer"`` it wakes
+    kcompactd instead), one 2 MiB region at a time, ``interval_ms`` of simulated time
+    apart; a fault that falls back gives its small page back.  Run once per
+    ``compaction`` setting.  (Gorman allocated hugetlbfs pages, whose allocations retry
+    compaction up to its synchronous priorities; a THP fault runs async compaction
+    only, so the model's rates are a lower bound of his.)  Returns one row per setting:
     compaction, attempts (huge pages asked for), huge_pages (obtained), success_rate,
     compact_stall, compact_success, pgmigrate_success, pages_reclaimed (0: no reclaim
     model yet), time_ms (the faulting task's simulated time).
@@ -108,7 +112,7 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
     rows = []
     for on in compaction:
         k, p, addrs, values = aged_kernel(mem_mib, touched, keep, seed, compaction=bool(on),
-                                          thp={"enabled": "madvise", "defrag": "always"},
+                                          thp={"enabled": "madvise", "defrag": defrag},
                                           vm={"compaction_proactiveness": 0})
         attempts = int(mem_mib * MiB * target) // HPAGE_PMD_SIZE
         q = k.spawn()
@@ -119,6 +123,8 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
         got = 0
         for i in range(attempts):
             addr = b + i * HPAGE_PMD_SIZE
+            if interval_ms and i:
+                k.advance(int(interval_ms * 1_000_000))    # daemons (kcompactd) run meanwhile
             try:
                 q.touch(addr)
             except MemoryError:
@@ -136,5 +142,6 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
                      "compact_stall": vs["compact_stall"] - before["compact_stall"],
                      "compact_success": vs["compact_success"] - before["compact_success"],
                      "pgmigrate_success": vs["pgmigrate_success"] - before["pgmigrate_success"],
+                     # the reclaim model's direct/kswapd reclaim counters go here once it is wired
                      "pages_reclaimed": 0, "time_ms": (k.now_ns - t0) / 1e6})
     return pd.DataFrame(rows)
