@@ -10,11 +10,13 @@
 #
 # Simplifications, also stated in Kernel's docstring:
 # * anonymous private memory only; order-0 or PMD-order (9) folios at fault (no mTHP);
-# * refcount == mapcount: no pins, no swap cache (a swapped-in page is a private copy);
+# * refcount == mapcount except for pins (pincount, _mm_compaction.pxi); no swap cache
+#   (a swapped-in page is a private copy);
 # * "shared" means mapped more than once (page_mapcount() > 1, the pre-6.15 rule);
 # * direct reclaim is shrink_slab() of the deferred-split shrinker only (no LRU
-#   reclaim, no compaction): an order-0 fault below the min watermark with nothing
-#   to shrink is an OOM;
+#   reclaim), or the kernel's hook; the slow path with direct compaction is in
+#   _mm_compaction.pxi: an order-0 fault below the min watermark with nothing to
+#   shrink is an OOM;
 # * rmap walks visit every mm of a fork family at page->index, so mremap of pages
 #   shared with another mm is refused.
 

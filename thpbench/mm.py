@@ -25,12 +25,19 @@ Example::
 Simplifications (the model is a model):
 
 * anonymous private memory only; folios at fault are order 0 or PMD order (no mTHP);
-* no pins and no swap cache: refcount == mapcount, a swapped-in page is private;
+* no swap cache: a swapped-in page is private; pins (``Process.pin_pages``) are a
+  per-page count that blocks migration and splitting, and does not outlive the folio;
 * "shared" PTEs for ``max_ptes_shared`` are pages mapped more than once
   (``page_mapcount() > 1``, the rule before 6.15's folio_maybe_mapped_shared);
-* direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker: no LRU
-  reclaim, no compaction, no kswapd.  An order-0 allocation below the min watermark
-  with nothing to shrink is an OOM (raised as :class:`OutOfMemory`);
+* direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker (behind
+  ``Kernel._direct_reclaim``): no LRU reclaim and no kswapd (a kswapd wakeup resets
+  compaction's skip bits and wakes kcompactd, as kswapd does before it sleeps).  An
+  order-0 allocation below the min watermark with nothing to shrink is an OOM (raised
+  as :class:`OutOfMemory`);
+* compaction (``compaction=True``, the default): direct compaction in the allocator's
+  slow path as ``vma_thp_gfp_mask()`` allows, kcompactd on the clock (its own CPU),
+  ``compact_memory()``; see :class:`Kernel` and ``thpbench.compaction`` for what is
+  simplified there;
 * ``munmap`` of a range where nothing is mapped raises (Linux returns 0), and
   ``madvise``/``mprotect`` over a hole raise (Linux: -ENOMEM) instead of applying to
   the mapped parts;
