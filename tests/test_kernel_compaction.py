@@ -141,20 +141,25 @@ def test_large_folios_migrate_whole_or_split():
     p.touch_pages(pages, values=vals)
     assert k.split_huge_pages(p.pid, a, a + 16 * MiB, 4) == 8
     k.check()
-    # fragment what is left with 4 KiB pages, keep every fourth
+    # fill the rest with 4 KiB pages; give back 3 of every 4 pages in the lower half
+    # (order-0/1 holes) and 3 of every 4 aligned 64 KiB chunks in the upper half
+    # (order-4 targets, which the free scanner meets first, from the top)
     k.sysfs["enabled"] = "never"
     q = k.spawn()
     n = 40 * MiB
     b = q.mmap(n)
     qp = np.arange(b, b + n, PAGE_SIZE, dtype=np.int64)
     q.touch_pages(qp, values=qp.astype(np.uint64))
-    q.dontneed_pages(qp[np.arange(len(qp)) % 4 != 0])
+    idx = np.arange(len(qp))
+    hi = idx >= len(qp) // 2
+    freed = (~hi & (idx % 4 != 0)) | (hi & ((idx // 16) % 4 != 0))
+    q.dontneed_pages(qp[freed])
     k.check()
     before = pfns(p, pages[::16])
     out = k.compact_memory()
     k.check()
     read_back(p, pages, vals)
-    read_back(q, qp[::4], qp[::4].astype(np.uint64))
+    read_back(q, qp[~freed], qp[~freed].astype(np.uint64))
     after = pfns(p, pages[::16])
     vs = k.core.stats()
     moved_whole = 0
@@ -165,8 +170,11 @@ def test_large_folios_migrate_whole_or_split():
             moved_whole += int(pf != before[i])
         else:
             assert (orders == 0).all()                 # split for migration
-    assert moved_whole + vs["x_migration_split"] > 0
+    # targets of order 4 ran out: the first folios moved whole, the rest were split
+    assert moved_whole > 0 and vs["x_migration_split"] > 0
     assert out["pgmigrate_success"] > 0
+    # thp_migration_* count PMD-sized folios only (folio_test_pmd_mappable), as the kernel
+    assert vs["thp_migration_split"] == vs["thp_migration_success"] == 0
 
 
 # -- direct compaction on the THP fault path ----------------------------------------------
@@ -340,3 +348,34 @@ def test_gorman_shaped_table_compaction_on_beats_off():
     assert da.loc[True, "huge_pages"] > da.loc[False, "huge_pages"] and da.loc[True, "compact_stall"] > 0
     with pytest.raises(ValueError):
         gorman_hugepage_allocation(target=1.5)
+
+
+def test_khugepaged_collapse_allocation_compacts_with_khugepaged_defrag():
+    res = {}
+    for kd in (1, 0):
+        k, p, addrs, values = aged(vm={"compaction_proactiveness": 0})
+        q = k.spawn()
+        b = q.mmap(24 * MiB)
+        q.touch_range(b, 24 * MiB)                      # 4 KiB pages (THP was off)
+        k.check()
+        # use up the free pageblocks so that collapse needs compaction
+        k.sysfs["enabled"] = "always"
+        k.sysfs["defrag"] = "never"
+        r = k.spawn()
+        c = r.mmap(64 * MiB)
+        r.touch_range(c, 64 * MiB, stride=HPAGE_PMD_SIZE)
+        k.sysfs["enabled"] = "madvise"
+        k.sysfs["khugepaged/defrag"] = kd
+        before, clock, cpu = k.vmstat(), k.now_ns, k.khugepaged_cpu_ns
+        q.madvise(b, 24 * MiB, "MADV_HUGEPAGE")
+        k.khugepaged_scan_now()
+        k.check()
+        vs = k.vmstat()
+        res[kd] = {n: vs[n] - before[n] for n in ("thp_collapse_alloc", "thp_collapse_alloc_failed", "compact_stall")}
+        res[kd]["cpu"] = k.khugepaged_cpu_ns - cpu
+        read_back(p, addrs, values)
+        got, _ = q.peek(np.arange(b, b + 24 * MiB, PAGE_SIZE))
+        np.testing.assert_array_equal(got, np.arange(b, b + 24 * MiB, PAGE_SIZE).astype(np.uint64))
+    assert res[1]["compact_stall"] > 0 and res[1]["thp_collapse_alloc"] > res[0]["thp_collapse_alloc"]
+    assert res[0]["compact_stall"] == 0 and res[0]["thp_collapse_alloc_failed"] > 0
+    assert res[1]["cpu"] > res[0]["cpu"]        # khugepaged's own CPU pays the compaction
