@@ -747,7 +747,8 @@ class Process:
         """pin_user_pages(FOLL_PIN | FOLL_LONGTERM) of the pages at ``addrs`` (already
         faulted in): a pinned page cannot migrate or be split, as an RDMA or vfio
         buffer.  Model: a pin does not outlive the folio (unmapping its last mapping
-        drops it).  Raises ValueError naming the first page that is not present."""
+        drops it).  Raises ValueError naming the first page that is not present (the
+        pages before it stay pinned)."""
         self._pin(addrs, +1)
 
     def unpin_pages(self, addrs) -> None:
@@ -995,7 +996,14 @@ class Kernel:
         """__perform_reclaim() of the allocator slow path (called from the core, for an
         allocation of ``order`` that failed the min watermark).  Today: the deferred-split
         shrinker until the request would fit; the reclaim model plugs in here.  Returns
-        the pages freed."""
+        the pages freed.
+
+        It runs INSIDE the core's fault loop (called back with the GIL from nogil code,
+        mm/page_alloc.c's __perform_reclaim): it may reclaim through the core, but must
+        not call ``_after_op``, run daemons or compaction, or raise for control flow (an
+        exception is re-raised after the operation and the allocation fails).  The
+        faulting page of a CoW fault is held by the core across this call (the kernel
+        holds a reference): reclaim must not unmap or free pages it cannot see are busy."""
         return _mm_shrink_for(self.core, order)
 
     def _run_kcompactd(self, t) -> None:
