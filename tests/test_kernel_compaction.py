@@ -379,3 +379,23 @@ def test_khugepaged_collapse_allocation_compacts_with_khugepaged_defrag():
     assert res[1]["compact_stall"] > 0 and res[1]["thp_collapse_alloc"] > res[0]["thp_collapse_alloc"]
     assert res[0]["compact_stall"] == 0 and res[0]["thp_collapse_alloc_failed"] > 0
     assert res[1]["cpu"] > res[0]["cpu"]        # khugepaged's own CPU pays the compaction
+
+
+def test_kswapd_wakeup_resets_skip_bits_and_wakes_kcompactd():
+    k, p, addrs, values = aged(thp={"enabled": "madvise", "defrag": "always"}, vm={"compaction_proactiveness": 0})
+    st = k.compaction_state
+    for _ in range(12):                             # direct compaction until its scanners meet
+        fault_thps(k, mib=8)
+        if st.zone_fields()["compact_blockskip_flush"]:
+            break
+    assert st.zone_fields()["compact_blockskip_flush"] and st.pageblock_skip.sum() > 0
+    wakes = k.core.stats()["x_kswapd_wake"]
+    # order-0 faults below the low watermark wake kswapd (GFP_HIGHUSER_MOVABLE)
+    free_above_low = k.buddy.nr_free_pages - k.watermarks["low"]
+    r = k.spawn()
+    c = r.mmap((free_above_low + 64) * PAGE_SIZE)
+    r.touch_range(c, (free_above_low + 64) * PAGE_SIZE)
+    k.check()
+    assert k.core.stats()["x_kswapd_wake"] > wakes
+    assert not st.zone_fields()["compact_blockskip_flush"]     # reset_isolation_suitable() ran
+    read_back(p, addrs, values)

@@ -1122,7 +1122,7 @@ class Kernel:
             self._thp_faults.append(np.column_stack([np.full(len(fl), int(self.now_ns), np.int64), fl]))
         exc = _mm_take_hook_exc(self.core)
         wake = _mm_take_kswapd_wake(self.core)
-        if wake > 0:
+        if wake >= 0:
             self._wake_kswapd(wake)
         ev = self.core.drain_events()
         if len(ev):
