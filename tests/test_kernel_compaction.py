@@ -399,3 +399,17 @@ def test_kswapd_wakeup_resets_skip_bits_and_wakes_kcompactd():
     assert k.core.stats()["x_kswapd_wake"] > wakes
     assert not st.zone_fields()["compact_blockskip_flush"]     # reset_isolation_suitable() ran
     read_back(p, addrs, values)
+
+
+def test_extfrag_threshold_gates_direct_compaction():
+    # compaction_suitable(): for costly orders a fragmentation index at or below
+    # vm.extfrag_threshold means "lack of memory", and compaction is skipped (no stall)
+    res = {}
+    for thr in (500, 1000):
+        k, p, addrs, values = aged(thp={"enabled": "madvise", "defrag": "always"},
+                                   vm={"compaction_proactiveness": 0, "extfrag_threshold": thr})
+        fault_thps(k)
+        vs = k.vmstat()
+        res[thr] = (vs["compact_stall"], vs["thp_fault_alloc"])
+        read_back(p, addrs, values)
+    assert res[500][0] > 0 and res[1000][0] == 0 and res[500][1] > res[1000][1]
