@@ -413,3 +413,20 @@ def test_extfrag_threshold_gates_direct_compaction():
         res[thr] = (vs["compact_stall"], vs["thp_fault_alloc"])
         read_back(p, addrs, values)
     assert res[500][0] > 0 and res[1000][0] == 0 and res[500][1] > res[1000][1]
+
+
+def test_experiment_figures():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from thpbench.experiments import (defrag_fault_latency, gorman_hugepage_allocation, plot_defrag_latency,
+                                      plot_gorman)
+    fig, (a, b) = plt.subplots(1, 2)
+    lat = defrag_fault_latency(mem_mib=64, fault_mib=16)
+    plot_defrag_latency(lat, a)
+    assert len(a.patches) == len(lat) and a.get_yscale() == "log"
+    g = gorman_hugepage_allocation(mem_mib=64)
+    plot_gorman(g, b)
+    heights = [p.get_height() for p in b.patches]
+    np.testing.assert_allclose(heights, 100 * g["success_rate"].to_numpy())
+    plt.close(fig)

@@ -22,7 +22,8 @@ from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
 
 MiB = 1 << 20
 
-__all__ = ["aged_kernel", "defrag_fault_latency", "latency_percentiles", "gorman_hugepage_allocation"]
+__all__ = ["aged_kernel", "defrag_fault_latency", "latency_percentiles", "gorman_hugepage_allocation",
+           "plot_defrag_latency", "plot_gorman"]
 
 
 def _fraction(x, what):
@@ -145,3 +146,33 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
                      # the reclaim model's direct/kswapd reclaim counters go here once it is wired
                      "pages_reclaimed": 0, "time_ms": (k.now_ns - t0) / 1e6})
     return pd.DataFrame(rows)
+
+
+# -- figures (thin: data in, an ax out) ------------------------------------------------------
+
+def plot_defrag_latency(df, ax, *, title="THP fault latency by defrag mode"):
+    """Latency percentiles (a :func:`defrag_fault_latency` frame) as grouped bars, log
+    scale: one group per percentile, one bar per ``defrag`` mode."""
+    piv = df.pivot(index="percentile", columns="defrag", values="latency_us")
+    x = np.arange(len(piv.index))
+    w = 0.8 / max(len(piv.columns), 1)
+    for i, mode in enumerate(piv.columns):
+        ax.bar(x + i * w - 0.4 + w / 2, piv[mode].to_numpy(), w, label=f"defrag={mode}")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"p{q:g}" for q in piv.index])
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (µs, simulated)")
+    ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def plot_gorman(df, ax, *, title="huge pages obtained on an aged machine"):
+    """Success rate with compaction off and on (a :func:`gorman_hugepage_allocation` frame)."""
+    labels = ["compaction on" if c else "compaction off" for c in df["compaction"]]
+    ax.bar(labels, 100 * df["success_rate"].to_numpy(), color=["#999999" if not c else "#1f77b4"
+                                                                for c in df["compaction"]])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("huge page allocations that succeeded (%)")
+    ax.set_title(title)
+    return ax
