@@ -430,3 +430,22 @@ def test_experiment_figures():
     heights = [p.get_height() for p in b.patches]
     np.testing.assert_allclose(heights, 100 * g["success_rate"].to_numpy())
     plt.close(fig)
+
+
+def test_direct_reclaim_hook_is_called_and_its_errors_surface():
+    from thpbench._core import _mm_set_reclaim_hook
+    k = Kernel(64 * MiB, thp={"enabled": "never"})
+    calls = []
+
+    def hook(order):
+        calls.append(order)
+        if len(calls) == 1:
+            raise RuntimeError("reclaim failed")
+        return 0
+    _mm_set_reclaim_hook(k.core, hook)
+    p = k.spawn()
+    a = p.mmap(64 * MiB)
+    with pytest.raises(RuntimeError, match="reclaim failed"):
+        p.touch_range(a, 64 * MiB)          # below the min watermark: direct reclaim
+    assert calls == [0]
+    k.check()
