@@ -11,7 +11,11 @@ Prints, in one run:
 * the real kernel's first-touch rate on this machine: an anonymous mmap with
   MADV_NOHUGEPAGE or MADV_HUGEPAGE, one byte written per 4 KiB page by numpy (a C
   loop, so Python does not slow the real side down);
-* the ratios simulated / real.
+* the ratios simulated / real;
+* compaction through the simulated kernel's mover (``Kernel.compact_memory`` on an
+  aged machine: every migrated page's PTEs rewritten through the rmap, a "migrate"
+  event each): pages migrated and pfns scanned per second, and the ratio to the same
+  compaction of an identically aged zone with no owner to tell (buddy state only).
 
 Usage: python benchmarks/bench_mm.py [--mib 512] [--repeat 3]   (THPBENCH_SCALE scales --mib)
 """
@@ -120,6 +124,31 @@ def khugepaged_scan_rate(mib, repeat):
     return {"ptes_scanned_per_s": scanned / dt, "collapses_per_s": collapsed / dtc, "collapsed": collapsed}
 
 
+def compaction_rate(mib, repeat):
+    from thpbench.compaction import compact_memory
+    from thpbench.experiments import aged_kernel
+
+    def run(mover):
+        k, p, addrs, values = aged_kernel(mib, touched=0.9, keep=0.25, seed=0, vm={"compaction_proactiveness": 0})
+        k._events.clear()
+        t = time.perf_counter()
+        # compact_memory in the core: with the kernel's mover, or with no owner to tell
+        out = compact_memory(k.buddy, k.core if mover else None, state=k.compaction_state)
+        dt = time.perf_counter() - t
+        k._after_op()                  # the kernel's side: "migrate" events to the log and TLB hooks
+        dt_all = time.perf_counter() - t
+        if mover:
+            k.check()
+            got, _ = p.peek(addrs)
+            assert (got == values).all()
+        return dt, out["pgmigrate_success"], out["total_migrate_scanned"] + out["total_free_scanned"], dt_all
+
+    dt, moved, scanned, dt_all = best(lambda: run(True), repeat)
+    dt0, moved0, _, _ = best(lambda: run(False), repeat)
+    return {"migrated_per_s": moved / dt, "scanned_per_s": scanned / dt, "migrated": moved,
+            "end_to_end_per_s": moved / dt_all, "bare_migrated_per_s": moved0 / dt0, "bare_migrated": moved0}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     scale = float(os.environ.get("THPBENCH_SCALE", "1"))
@@ -135,6 +164,7 @@ def main():
     r4 = real_first_touch(mib, mmap.MADV_NOHUGEPAGE, rep)
     r2 = real_first_touch(mib, mmap.MADV_HUGEPAGE, rep)
     kh = khugepaged_scan_rate(min(mib, 256), rep)
+    cm = compaction_rate(max(mib // 2, 64), rep)
     rows = [
         ("simulated 4 KiB first touch (touch_range)", s4["faults_per_s"], "faults/s"),
         ("simulated 4 KiB first touch (touch_pages)", sb["faults_per_s"], "faults/s"),
@@ -144,6 +174,11 @@ def main():
         ("real kernel first touch (MADV_HUGEPAGE), per 4 KiB page", r2["pages_per_s"], "pages/s"),
         ("simulated khugepaged scan", kh["ptes_scanned_per_s"], "PTEs/s"),
         ("simulated khugepaged collapse", kh["collapses_per_s"], "collapses/s"),
+        (f"simulated compact_memory, MMCore mover ({max(mib // 2, 64)} MiB aged)", cm["migrated_per_s"],
+         "pages migrated/s"),
+        ("simulated compact_memory, MMCore mover, scanners", cm["scanned_per_s"], "pfns scanned/s"),
+        ("  ... with Kernel's event drain (Kernel.compact_memory)", cm["end_to_end_per_s"], "pages migrated/s"),
+        ("same compaction without an owner (buddy state only)", cm["bare_migrated_per_s"], "pages migrated/s"),
     ]
     for name, val, unit in rows:
         print(f"  {name:<58s} {val:>14,.0f} {unit}")
@@ -152,6 +187,8 @@ def main():
           f"(touch_pages: {sb['faults_per_s'] / r4['pages_per_s']:.1f}x)")
     print(f"ratio simulated / real, THP first touch per page: {s2['pages_per_s'] / r2['pages_per_s']:.1f}x")
     print(f"real kernel THP vs 4 KiB first touch per page: {r2['pages_per_s'] / r4['pages_per_s']:.2f}x")
+    print(f"compaction: {cm['migrated']:,} pages migrated through the mover ({cm['bare_migrated']:,} without an "
+          f"owner); mover / bare rate: {cm['migrated_per_s'] / cm['bare_migrated_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

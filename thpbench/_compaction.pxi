@@ -1169,7 +1169,7 @@ cdef class PageBook:
         return True
 
 
-def _compact_zone(BuddyAllocator allocator, CompactionState state, PageBook book, int order, int mode,
+def _compact_zone(BuddyAllocator allocator, CompactionState state, object book, int order, int mode,
                   int migratetype, bint whole_zone, bint direct_compaction, bint proactive_compaction,
                   bint ignore_skip_hint, bint ignore_block_suitable, int64_t wmark_min, int64_t wmark_low,
                   int64_t alloc_wmark, int extfrag_threshold, int proactive_wmark_low, bint trace):
@@ -1193,13 +1193,21 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, PageBook book
     cc.extfrag_threshold = extfrag_threshold
     cc.proactive_wmark_low = proactive_wmark_low
     cc.want_trace = trace
-    if book is not None:
+    cdef bint mm_mover = isinstance(book, MMCore)
+    if isinstance(book, PageBook):
         cc.migrate_folio = pagebook_migrate_folio
         cc.split_folio = pagebook_split_folio
-        cc.mover_ctx = &book.c
+        cc.mover_ctx = &(<PageBook>book).c
+    elif mm_mover:
+        # the simulated kernel's mover (_mm_compaction.pxi)
+        mm_set_mover(&cc, <MMCore>book)
+    elif book is not None:
+        raise TypeError(f"book must be a PageBook or an MMCore, got {type(book).__name__}")
     try:
         with nogil:
             ret = compact_zone_c(&cc)
+        if mm_mover:
+            mm_free_split_pieces(<MMCore>book)
         out_trace = None
         if trace:
             out_trace = np.empty((cc.trace_len, 4), dtype=np.int64)

@@ -183,6 +183,9 @@ cdef struct MMStruct:
     uint32_t *vma_flags
     int32_t nr_vmas
 
+cdef struct CompactZoneState     # forward declarations: the compaction section below
+cdef struct CompactStats
+
 cdef struct MMEvent:
     int32_t kind
     int32_t mm
@@ -212,6 +215,7 @@ cdef class MMCore:
     # processes
     cdef MMStruct *mms
     cdef int32_t max_mms
+    cdef int32_t mm_hi         # 1 + the highest mm id ever created (bounds rmap walks)
     cdef int64_t nr_pmds
     # swap
     cdef uint64_t *swap_content
@@ -229,10 +233,28 @@ cdef class MMCore:
     # event log
     cdef MMEvent *ev
     cdef int64_t ev_len, ev_cap
+    # compaction in the simulated kernel (_mm_compaction.pxi)
+    cdef int32_t *pincount     # per page: pin_user_pages() references (FOLL_PIN); pinned = unmovable
+    cdef CompactZoneState *czs # the zone's compaction fields (a CompactionState attached by the kernel)
+    cdef CompactStats *cstats
+    cdef object compaction_state   # keeps czs / cstats alive
+    cdef int compaction_on     # CONFIG_COMPACTION
+    cdef int extfrag_threshold # vm.extfrag_threshold
+    cdef int64_t wmark_low
+    cdef int kswapd_wake_order # pending wakeup_kswapd() order (-1: none), drained by the kernel
+    cdef object reclaim_hook   # Python callable(order) -> pages reclaimed (Kernel._direct_reclaim), or None
+    cdef int reclaim_hooked    # reclaim_hook is set (readable without the GIL)
+    cdef object hook_exc       # an exception the hook raised inside a nogil loop
+    cdef int64_t *flog         # THP fault log: FLOG_FIELDS int64 per THP allocation attempt at fault
+    cdef int64_t flog_len, flog_cap
+    cdef int64_t ac_stalls, ac_scanned, ac_migrated, ac_failed   # work of the current allocation's slow path
+    cdef int ac_result         # its last compact_result (-1: no compaction)
+    cdef pfn_t *split_left     # order-0 pieces of folios split for migration (freed afterwards if unmapped)
+    cdef int64_t split_left_len, split_left_cap
     # nogil state machines (_mm.pxi)
     cdef void _free_mm_arrays(self, MMStruct *mm) noexcept
     cdef void log(self, int kind, int mmid, int64_t vpn, int64_t nr) noexcept nogil
-    cdef pfn_t alloc_pages(self, int order, int mt, bint may_reclaim) noexcept nogil
+    cdef pfn_t alloc_pages(self, int order, int mt, int gfp) noexcept nogil
     cdef int64_t alloc_pt(self) noexcept nogil
     cdef void free_pt(self, int64_t slot) noexcept nogil
     cdef int64_t swap_alloc(self) noexcept nogil
@@ -249,7 +271,8 @@ cdef class MMCore:
     cdef uint64_t *pte_ptr(self, MMStruct *mm, int64_t vpn) noexcept nogil
     cdef int find_vma(self, MMStruct *mm, int64_t vpn) noexcept nogil
     cdef bint thp_fault_allowed(self, uint32_t vmflags) noexcept nogil
-    cdef bint fault_may_reclaim(self, uint32_t vmflags) noexcept nogil
+    cdef int thp_gfp(self, uint32_t vmflags) noexcept nogil
+    cdef void move_folio_state(self, pfn_t src, pfn_t dst) noexcept nogil
     cdef void split_huge_pmd_c(self, int mmid, int64_t pi) noexcept nogil
     cdef void zap_c(self, int mmid, int64_t s, int64_t e, bint free_tables) noexcept nogil
     cdef int huge_pmd_anonymous_page(self, int mmid, int64_t pi, uint32_t vmflags, bint write) noexcept nogil
@@ -426,3 +449,22 @@ cdef class PageBook:
     cdef readonly object content      # numpy uint64[nr_pages]
     cdef readonly object pinned       # numpy uint8[nr_pages]
     cdef readonly object slots        # the attached slots array, or None
+
+
+# --- compaction in the simulated kernel ------------------------------------------------
+# The MMCore mover (the contract above, for anonymous folios through the reverse map),
+# the allocator slow path with direct compaction and the THP fault log; code in
+# _mm_compaction.pxi, Python face in thpbench/mm.py (Kernel).
+
+# gfp bits of MMCore.alloc_pages (the reclaim part of a gfp_t, include/linux/gfp_types.h)
+cdef enum:
+    GFP_DIRECT_RECLAIM = 0x1      # __GFP_DIRECT_RECLAIM: may reclaim and compact (stall)
+    GFP_KSWAPD_RECLAIM = 0x2      # __GFP_KSWAPD_RECLAIM: may wake kswapd (and so kcompactd)
+    GFP_NORETRY = 0x4             # __GFP_NORETRY
+    GFP_KERNEL = 0x3              # GFP_KERNEL / GFP_HIGHUSER_MOVABLE: __GFP_RECLAIM
+    GFP_HIGHUSER_MOVABLE = 0x3
+    PF_SPLIT_PIECE = 0x20         # pflags: an unmapped order-0 piece of a folio split for migration
+    FLOG_FIELDS = 8               # THP fault log row: mm, vpn, ok, stalls, scanned, migrated, failed, result
+    MM_COMPACT_PRIO_SYNC_FULL = 0 # enum compact_priority
+    MM_COMPACT_PRIO_SYNC_LIGHT = 1
+    MM_COMPACT_PRIO_ASYNC = 2

@@ -9,6 +9,8 @@ read on its own:
   (mm/memory.c, mm/huge_memory.c, mm/khugepaged.c).
 * ``_tlb.pxi`` -- TLBs, page-walk caches, native / nested / shadow walks.
 * ``_compaction.pxi`` -- memory compaction (mm/compaction.c) and the PageBook mover.
+* ``_mm_compaction.pxi`` -- compaction in the simulated kernel: the MMCore mover, the
+  allocator slow path with direct compaction (mm/page_alloc.c), the THP fault log.
 
 Policy that a user might want to change arrives as parameters; the Python modules
 (``mm.py``, ``tlb.py``, ``virt.py``) hold the rest.
@@ -18,3 +20,4 @@ include "_buddy.pxi"
 include "_mm.pxi"
 include "_tlb.pxi"
 include "_compaction.pxi"
+include "_mm_compaction.pxi"

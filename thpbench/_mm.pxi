@@ -10,11 +10,13 @@
 #
 # Simplifications, also stated in Kernel's docstring:
 # * anonymous private memory only; order-0 or PMD-order (9) folios at fault (no mTHP);
-# * refcount == mapcount: no pins, no swap cache (a swapped-in page is a private copy);
+# * refcount == mapcount except for pins (pincount, _mm_compaction.pxi); no swap cache
+#   (a swapped-in page is a private copy);
 # * "shared" means mapped more than once (page_mapcount() > 1, the pre-6.15 rule);
 # * direct reclaim is shrink_slab() of the deferred-split shrinker only (no LRU
-#   reclaim, no compaction): an order-0 fault below the min watermark with nothing
-#   to shrink is an OOM;
+#   reclaim), or the kernel's hook; the slow path with direct compaction is in
+#   _mm_compaction.pxi: an order-0 fault below the min watermark with nothing to
+#   shrink is an OOM;
 # * rmap walks visit every mm of a fork family at page->index, so mremap of pages
 #   shared with another mm is refused.
 
@@ -56,6 +58,14 @@ cdef enum:
     S_SHRINKER_RUNS
     S_PGMIGRATE_SUCCESS       # pages migrated (pgmigrate_success)
     S_THP_MIGRATION_SUCCESS
+    # compaction in the simulated kernel (_mm_compaction.pxi)
+    S_THP_MIGRATION_FAIL
+    S_THP_MIGRATION_SPLIT
+    S_MIGRATION_SPLIT         # large folios of any order split for migration (model-internal)
+    S_DIRECT_COMPACT_SCANNED  # pfns the scanners of direct compaction looked at (cost accounting)
+    S_DIRECT_COMPACT_MIGRATED # pages direct compaction migrated
+    S_DIRECT_COMPACT_FAILED   # pages direct compaction failed to migrate
+    S_KSWAPD_WAKE             # wakeup_kswapd() calls of the allocator slow path
     S_NR_STATS
 
 MM_STAT_NAMES = ("thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
@@ -66,7 +76,9 @@ MM_STAT_NAMES = ("thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_ch
                  "thp_swpout", "thp_swpout_fallback", "pgfault", "pgmajfault", "pswpin", "pswpout",
                  "oom_kill", "nr_anon_transparent_hugepages", "nr_anon_pages", "nr_page_table_pages",
                  "x_fault_pages", "x_cow_copies", "x_collapse_copied", "x_ptes_scanned", "x_shrinker_runs",
-                 "pgmigrate_success", "thp_migration_success")
+                 "pgmigrate_success", "thp_migration_success", "thp_migration_fail", "thp_migration_split",
+                 "x_migration_split", "x_direct_compact_scanned", "x_direct_compact_migrated",
+                 "x_direct_compact_failed", "x_kswapd_wake")
 
 cdef enum:
     # fault results
@@ -177,6 +189,7 @@ cdef class MMCore:
         self.rmap_fam = <int32_t *>calloc(n, sizeof(int32_t))
         self.rmap_vpn = <int64_t *>calloc(n, sizeof(int64_t))
         self.pflags = <uint8_t *>calloc(n, sizeof(uint8_t))
+        self.pincount = <int32_t *>calloc(n, sizeof(int32_t))
         self.dq_prev = <int32_t *>calloc(n, sizeof(int32_t))
         self.dq_next = <int32_t *>calloc(n, sizeof(int32_t))
         self.mms = <MMStruct *>calloc(max_mms, sizeof(MMStruct))
@@ -184,7 +197,7 @@ cdef class MMCore:
         self.swap_count = <int32_t *>calloc(swap_pages + 1, sizeof(int32_t))
         self.swap_free = <int32_t *>calloc(swap_pages + 1, sizeof(int32_t))
         if (self.content == NULL or self.pmapcount == NULL or self.fmap == NULL or self.emap == NULL
-                or self.rmap_fam == NULL or self.rmap_vpn == NULL or self.pflags == NULL
+                or self.rmap_fam == NULL or self.rmap_vpn == NULL or self.pflags == NULL or self.pincount == NULL
                 or self.dq_prev == NULL or self.dq_next == NULL or self.mms == NULL
                 or self.swap_content == NULL or self.swap_count == NULL or self.swap_free == NULL):
             raise MemoryError(f"could not allocate the mm state for {n} frames")
@@ -208,6 +221,11 @@ cdef class MMCore:
         self.thp_defrag = DEFRAG_MADVISE
         self.use_zero_page = 1
         self.shrink_underused = 1
+        # compaction is off until the kernel attaches a CompactionState (attach_compaction)
+        self.compaction_on = 0
+        self.extfrag_threshold = 500
+        self.kswapd_wake_order = -1
+        self.ac_result = -1
 
     def __dealloc__(self):
         cdef int i
@@ -218,6 +236,7 @@ cdef class MMCore:
         c_free(self.rmap_fam); c_free(self.rmap_vpn); c_free(self.pflags); c_free(self.dq_prev)
         c_free(self.dq_next); c_free(self.mms); c_free(self.swap_content); c_free(self.swap_count)
         c_free(self.swap_free); c_free(self.pt); c_free(self.pt_pfn); c_free(self.pt_free); c_free(self.ev)
+        c_free(self.pincount); c_free(self.flog); c_free(self.split_left)
 
     cdef void _free_mm_arrays(self, MMStruct *mm) noexcept:
         c_free(mm.pmd); c_free(mm.deposit); c_free(mm.vma_start); c_free(mm.vma_end); c_free(mm.vma_flags)
@@ -287,30 +306,27 @@ cdef class MMCore:
         return self.hzp
 
     # ------------------------------------------------------------------ allocation
-    cdef pfn_t alloc_pages(self, int order, int mt, bint may_reclaim) noexcept nogil:
-        """__alloc_pages: the min watermark (__zone_watermark_ok), then the buddy lists;
-        with __GFP_DIRECT_RECLAIM a failure runs shrink_slab() (the deferred-split
-        shrinker, one folio per step) until the allocation succeeds or the queue is empty."""
+    cdef pfn_t alloc_pages(self, int order, int mt, int gfp) noexcept nogil:
+        """__alloc_pages: the fast path (get_page_from_freelist at the low watermark,
+        __zone_watermark_ok, then the buddy lists); on failure the slow path of
+        _mm_compaction.pxi (__alloc_pages_slowpath: wake kswapd, the min watermark,
+        direct compaction, direct reclaim) as far as the gfp bits (GFP_* in _core.pxd) allow."""
         cdef pfn_t pfn
-        if self.z.nr_free_pages - ((<int64_t>1) << order) + 1 > self.wmark_min:
-            pfn = zone_alloc(self.z, order, mt)
-            if pfn >= 0:
-                return pfn
-        if not may_reclaim:
-            return -1
-        # direct reclaim: shrink one queued folio at a time until the request fits
-        # (reclaim stops once the watermark is met, it does not empty the queue)
-        while self.dq_len > 0:
-            self.deferred_split_scan_c(1)
-            if self.z.nr_free_pages - ((<int64_t>1) << order) + 1 > self.wmark_min:
-                pfn = zone_alloc(self.z, order, mt)
-                if pfn >= 0:
-                    return pfn
-        return -1
+        self.ac_stalls = 0
+        self.ac_scanned = 0
+        self.ac_migrated = 0
+        self.ac_failed = 0
+        self.ac_result = -1
+        # the first get_page_from_freelist() is at ALLOC_WMARK_LOW
+        pfn = mm_get_page_from_freelist(self, order, mt, self.wmark_low if self.wmark_low > self.wmark_min
+                                        else self.wmark_min)
+        if pfn >= 0:
+            return pfn
+        return mm_alloc_slowpath(self, order, mt, gfp)
 
     cdef int64_t alloc_pt(self) noexcept nogil:
         """pte_alloc_one(): a PTE-table page from the buddy (unmovable) and a table slot."""
-        cdef pfn_t pfn = self.alloc_pages(0, MIGRATE_UNMOVABLE, True)
+        cdef pfn_t pfn = self.alloc_pages(0, MIGRATE_UNMOVABLE, GFP_KERNEL)
         cdef int64_t slot, cap, i
         cdef uint64_t *npt
         cdef int64_t *npfn
@@ -436,6 +452,8 @@ cdef class MMCore:
 
     cdef void free_folio(self, pfn_t head) noexcept nogil:
         cdef int order = self.z.frame[head].order
+        # a pin does not outlive the folio here (no refcount apart from the mapcount)
+        memset(&self.pincount[head], 0, ((<size_t>1) << order) * sizeof(int32_t))
         self.dq_del(head)
         self.pflags[head] = 0
         self.stat[S_NR_ANON_PAGES] -= (<int64_t>1) << order
@@ -525,6 +543,8 @@ cdef class MMCore:
         mm.nr_pmds = self.nr_pmds
         mm.family = family
         mm.alive = 1
+        if mmid + 1 > self.mm_hi:
+            self.mm_hi = mmid + 1      # rmap walks of the mover stop here
 
     def mm_destroy(self, int mmid):
         """exit_mmap(): zap and free every page table."""
@@ -546,14 +566,20 @@ cdef class MMCore:
             return True
         return self.thp_enabled == THP_MADVISE and (vmflags & VM_HUGEPAGE) != 0
 
-    cdef bint fault_may_reclaim(self, uint32_t vmflags) noexcept nogil:
-        # vma_thp_gfp_mask(): does this fault's THP allocation enter direct reclaim?
+    cdef int thp_gfp(self, uint32_t vmflags) noexcept nogil:
+        # mm/huge_memory.c: vma_thp_gfp_mask(), the reclaim bits of this fault's THP
+        # allocation (GFP_TRANSHUGE_LIGHT carries none; GFP_TRANSHUGE adds direct reclaim)
         cdef int d = self.thp_defrag
-        if d == DEFRAG_ALWAYS:
-            return True
-        if d == DEFRAG_DEFER_MADVISE or d == DEFRAG_MADVISE:
-            return (vmflags & VM_HUGEPAGE) != 0
-        return False
+        cdef bint madvised = (vmflags & VM_HUGEPAGE) != 0
+        if d == DEFRAG_ALWAYS:          # "Always do synchronous compaction"
+            return GFP_DIRECT_RECLAIM | (0 if madvised else GFP_NORETRY)
+        if d == DEFRAG_DEFER:           # "Kick kcompactd and fail quickly"
+            return GFP_KSWAPD_RECLAIM
+        if d == DEFRAG_DEFER_MADVISE:   # "Synchronous compaction if madvised, otherwise kick kcompactd"
+            return GFP_DIRECT_RECLAIM if madvised else GFP_KSWAPD_RECLAIM
+        if d == DEFRAG_MADVISE:         # "Only do synchronous compaction if madvised"
+            return GFP_DIRECT_RECLAIM if madvised else 0
+        return 0
 
     # ------------------------------------------------------------------ split_huge_pmd
     cdef void split_huge_pmd_c(self, int mmid, int64_t pi) noexcept nogil:
@@ -695,7 +721,7 @@ cdef class MMCore:
         if not write and self.use_zero_page:
             if self.hzp < 0:
                 # get_huge_zero_folio(): allocated on first use, never freed here
-                head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_UNMOVABLE, True)
+                head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_UNMOVABLE, GFP_DIRECT_RECLAIM)
                 if head < 0:
                     self.stat[S_THP_ZERO_PAGE_ALLOC_FAILED] += 1
                 else:
@@ -710,7 +736,8 @@ cdef class MMCore:
                 mm.deposit[pi] = <int32_t>slot
                 mm.pmd[pi] = mk_ent(self.hzp, E_PRESENT | E_HUGE | E_ZERO | E_YOUNG)
                 return F_OK
-        head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.fault_may_reclaim(vmflags))
+        head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.thp_gfp(vmflags))
+        mm_log_thp_fault(self, mmid, pi, head >= 0)
         if head < 0:
             self.stat[S_THP_FAULT_FALLBACK] += 1
             return F_FALLBACK
@@ -808,7 +835,8 @@ cdef class MMCore:
             if pmd & E_ZERO:
                 # do_huge_zero_wp_pmd(): replace with a fresh THP, else split and CoW a page
                 self.stat[S_PGFAULT] += 1
-                npfn = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.fault_may_reclaim(fl))
+                npfn = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.thp_gfp(fl))
+                mm_log_thp_fault(self, mmid, pi, npfn >= 0)
                 if npfn >= 0:
                     slot = mm.deposit[pi]
                     self.install_thp(mmid, pi, npfn, slot, fl, True)
@@ -839,7 +867,7 @@ cdef class MMCore:
                 # do_anonymous_page(): a read maps the shared zero page
                 p[0] = E_PRESENT | E_ZERO | E_YOUNG
                 return F_OK
-            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, GFP_HIGHUSER_MOVABLE)
             if pfn < 0:
                 return F_OOM
             self.new_folio(pfn, 0, mm.family, vpn)
@@ -852,7 +880,7 @@ cdef class MMCore:
         if ent & E_SWAP:
             # do_swap_page(): read the slot into a private page
             self.stat[S_PGFAULT] += 1
-            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, GFP_HIGHUSER_MOVABLE)
             if pfn < 0:
                 return F_OOM
             self.stat[S_PGMAJFAULT] += 1
@@ -875,7 +903,7 @@ cdef class MMCore:
                 return F_OK
             # wp_page_copy() from the zero page
             self.stat[S_PGFAULT] += 1
-            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            pfn = self.alloc_pages(0, MIGRATE_MOVABLE, GFP_HIGHUSER_MOVABLE)
             if pfn < 0:
                 return F_OOM
             self.new_folio(pfn, 0, mm.family, vpn)
@@ -898,7 +926,7 @@ cdef class MMCore:
                 p[0] = ent | E_WRITE | E_YOUNG | E_DIRTY
                 self.content[pfn] = value
                 return F_OK
-            npfn = self.alloc_pages(0, MIGRATE_MOVABLE, True)
+            npfn = self.alloc_pages(0, MIGRATE_MOVABLE, GFP_HIGHUSER_MOVABLE)
             if npfn < 0:
                 return F_OOM
             self.new_folio(npfn, 0, mm.family, vpn)
@@ -1287,8 +1315,11 @@ cdef class MMCore:
         cdef uint64_t ent
         cdef uint64_t *t
         cdef uint64_t bits
+        # alloc_charge_folio(): khugepaged's gfp follows khugepaged/defrag
+        # (alloc_hugepage_khugepaged_gfpmask), MADV_COLLAPSE always GFP_TRANSHUGE
         head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE,
-                                self.khugepaged_defrag != 0 if is_khugepaged else True)
+                                (GFP_DIRECT_RECLAIM if self.khugepaged_defrag != 0 else 0)
+                                if is_khugepaged else GFP_DIRECT_RECLAIM)
         if head < 0:
             self.stat[S_THP_COLLAPSE_ALLOC_FAILED] += 1
             return SCAN_ALLOC_HUGE_PAGE_FAIL
@@ -1374,6 +1405,12 @@ cdef class MMCore:
         if not (self.pflags[head] & PF_ANON) or order == 0 or new_order >= order or new_order == 1 or new_order < 0:
             return -22
         nr = (<int64_t>1) << order
+        # can_split_folio(): extra (pin) references make the split fail with -EAGAIN
+        for j in range(head, head + nr):
+            if self.pincount[j]:
+                if order == HPAGE_PMD_ORDER:
+                    self.stat[S_THP_SPLIT_PAGE_FAILED] += 1
+                return -11
         if self.emap[head] > 0:
             fam = self.rmap_fam[head]
             vpn = self.rmap_vpn[head]
@@ -1487,9 +1524,13 @@ cdef class MMCore:
         return self.deferred_split_scan_c(nr_to_scan)
 
     # ------------------------------------------------------------------ migration
-    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil:
-        # migrate_folio() + remove_migration_ptes(): move an anon folio to the
-        # allocated, unowned block at dst (same order); every mapping follows via the rmap
+    cdef void move_folio_state(self, pfn_t src, pfn_t dst) noexcept nogil:
+        # migrate_folio() + remove_migration_ptes(): the owner's half of a migration.
+        # Content, mapcounts, rmap, folio flags and deferred-split queue membership move
+        # from the anon folio at src to dst; every PTE / PMD of every mm of the fork
+        # family that maps src is rewritten through the rmap (a "migrate" event each).
+        # The buddy state of src and dst is the caller's (migrate_folio_c, or
+        # compaction's core per the mover contract).
         cdef int order = self.z.frame[src].order
         cdef int64_t nr = (<int64_t>1) << order, i, vpn, pi
         cdef int m
@@ -1502,13 +1543,14 @@ cdef class MMCore:
             self.pmapcount[dst + i] = self.pmapcount[src + i]
             self.rmap_fam[dst + i] = self.rmap_fam[src + i]
             self.rmap_vpn[dst + i] = self.rmap_vpn[src + i]
+            self.pincount[dst + i] = 0
         self.fmap[dst] = self.fmap[src]
         self.emap[dst] = self.emap[src]
         self.dq_del(src)
         self.pflags[dst] = self.pflags[src] & ~(<uint8_t>PF_DEFERRED)
         if queued:
             self.dq_add(dst)
-        for m in range(self.max_mms):
+        for m in range(self.mm_hi):
             mm = &self.mms[m]
             if not mm.alive or mm.family != fam:
                 continue
@@ -1530,14 +1572,27 @@ cdef class MMCore:
                     self.log(EV_MIGRATE, m, vpn, 1)
         for i in range(nr):
             self.pmapcount[src + i] = 0
+            self.content[src + i] = 0
         self.fmap[src] = 0
         self.emap[src] = 0
         self.pflags[src] = 0
+
+    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil:
+        # migrate_pages() of one folio to the allocated, unowned block at dst (same
+        # order): move the owner's state, then free the old block
+        cdef int order = self.z.frame[src].order
+        cdef int64_t nr = (<int64_t>1) << order
+        self.move_folio_state(src, dst)
         zone_free(self.z, src, order)
         self.stat[S_PGMIGRATE_SUCCESS] += nr
         if order == HPAGE_PMD_ORDER:
             self.stat[S_THP_MIGRATION_SUCCESS] += 1
         return 0
+
+    @property
+    def allocator(self):
+        """The BuddyAllocator (zone) whose frames this core owns."""
+        return self.buddy
 
     def frame_owner(self, int64_t pfn):
         """(head pfn, order) of the anonymous folio holding pfn, or None."""
@@ -1564,6 +1619,8 @@ cdef class MMCore:
             return -1
         if self.pt_owner_check(dst):
             return -1
+        if mm_folio_pinned(self, head):
+            return -1           # an extra reference: migrate_folio_move() fails (-EAGAIN)
         self.migrate_folio_c(head, dst)
         return dst
 

@@ -78,6 +78,7 @@ from thpbench._core import (
     COMPACT_STAT_NAMES,
     BuddyAllocator,
     CompactionState,
+    MMCore,
     PageBook,
     _compact_zone,
     _migratetype,
@@ -141,6 +142,11 @@ def _state(allocator, state):
 def _book(allocator, book):
     if book is None:
         return None
+    if isinstance(book, MMCore):
+        # the simulated kernel's mover: page tables through its reverse map (thpbench.Kernel)
+        if book.allocator is not allocator:
+            raise ValueError("the MMCore belongs to another allocator")
+        return book
     if not isinstance(book, PageBook):
         raise TypeError(f"book must be a PageBook, got {type(book).__name__}")
     if book.nr_pages != allocator.nr_pages:

@@ -25,12 +25,19 @@ Example::
 Simplifications (the model is a model):
 
 * anonymous private memory only; folios at fault are order 0 or PMD order (no mTHP);
-* no pins and no swap cache: refcount == mapcount, a swapped-in page is private;
+* no swap cache: a swapped-in page is private; pins (``Process.pin_pages``) are a
+  per-page count that blocks migration and splitting, and does not outlive the folio;
 * "shared" PTEs for ``max_ptes_shared`` are pages mapped more than once
   (``page_mapcount() > 1``, the rule before 6.15's folio_maybe_mapped_shared);
-* direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker: no LRU
-  reclaim, no compaction, no kswapd.  An order-0 allocation below the min watermark
-  with nothing to shrink is an OOM (raised as :class:`OutOfMemory`);
+* direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker (behind
+  ``Kernel._direct_reclaim``): no LRU reclaim and no kswapd (a kswapd wakeup resets
+  compaction's skip bits and wakes kcompactd, as kswapd does before it sleeps).  An
+  order-0 allocation below the min watermark with nothing to shrink is an OOM (raised
+  as :class:`OutOfMemory`);
+* compaction (``compaction=True``, the default): direct compaction in the allocator's
+  slow path as ``vma_thp_gfp_mask()`` allows, kcompactd on the clock (its own CPU),
+  ``compact_memory()``; see :class:`Kernel` and ``thpbench.compaction`` for what is
+  simplified there;
 * ``munmap`` of a range where nothing is mapped raises (Linux returns 0), and
   ``madvise``/``mprotect`` over a hole raise (Linux: -ENOMEM) instead of applying to
   the mapped parts;
@@ -53,6 +60,10 @@ import pandas as pd
 from thpbench.costs import CostModel
 from thpbench._core import (BuddyAllocator, MMCore, MM_STAT_NAMES, MM_EVENT_NAMES, SCAN_RESULT_NAMES,
                             InvariantError)
+from thpbench._core import (COMPACT_RESULT_NAMES, _mm_attach_compaction, _mm_set_reclaim_hook, _mm_take_hook_exc,
+                            _mm_take_kswapd_wake, _mm_drain_thp_fault_log, _mm_shrink_for, _mm_pin,
+                            _mm_check_compaction)
+from thpbench import compaction as _compaction
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -110,13 +121,22 @@ def _charge(costs: CostModel, d: dict) -> float:
     return (d.get("x_fault_pages", 0) * costs.fault_4k_ns + d.get("thp_fault_alloc", 0) * costs.fault_2m_ns
             + d.get("x_cow_copies", 0) * (costs.fault_4k_ns + costs.copy_page_ns)
             + d.get("pswpin", 0) * costs.swap_in_page_ns + d.get("pswpout", 0) * costs.swap_out_page_ns
-            + d.get("thp_split_pmd", 0) * costs.split_pmd_ns + d.get("thp_split_page", 0) * costs.split_thp_ns)
+            + d.get("thp_split_pmd", 0) * costs.split_pmd_ns + d.get("thp_split_page", 0) * costs.split_thp_ns
+            + _charge_direct_compaction(costs, d))
+
+
+def _charge_direct_compaction(costs: CostModel, d: dict) -> float:
+    """Direct compaction's stall (compaction_cost_ns's terms): every pfn a scanner looked
+    at, every page migrated (copy + unmap/remap/flush), every page that failed to move."""
+    return (d.get("x_direct_compact_scanned", 0) * costs.scan_pfn_ns
+            + d.get("x_direct_compact_migrated", 0) * (costs.copy_page_ns + costs.migrate_overhead_ns)
+            + d.get("x_direct_compact_failed", 0) * costs.migrate_overhead_ns)
 
 
 def _charge_khugepaged(costs: CostModel, d: dict) -> float:
     """khugepaged's CPU time for a dict of counter deltas (its own CPU, not the clock)."""
     return (d.get("x_ptes_scanned", 0) * costs.scan_pte_ns + d.get("x_collapse_copied", 0) * costs.copy_page_ns
-            + d.get("pswpin", 0) * costs.swap_in_page_ns)
+            + d.get("pswpin", 0) * costs.swap_in_page_ns + _charge_direct_compaction(costs, d))
 
 
 
@@ -248,6 +268,89 @@ class ThpSysfs:
 
     def __repr__(self):
         return f"ThpSysfs({self.values()})"
+
+
+# ---------------------------------------------------------------------------
+# /proc/sys/vm: the compaction tunables
+# ---------------------------------------------------------------------------
+
+_SYSCTL_ROOT = "/proc/sys/vm/"
+# name -> (default, lo, hi); compact_memory is write-only (a trigger)
+_SYSCTL_SPEC = {
+    "compaction_proactiveness": (20, 0, 100),     # mm/compaction.c: sysctl_compaction_proactiveness
+    "extfrag_threshold": (500, 0, 1000),          # sysctl_extfrag_threshold
+    "compact_memory": (None, 1, 1),               # sysctl_compaction_handler: any write compacts
+}
+
+
+class VmSysctl:
+    """``/proc/sys/vm`` entries of compaction: ``compaction_proactiveness`` (0..100,
+    default 20), ``extfrag_threshold`` (0..1000, default 500), and the write-only
+    ``compact_memory`` (writing 1 runs :meth:`Kernel.compact_memory`).  Reads give the
+    text the kernel prints; writes are validated (out of range: ValueError, the
+    kernel's -EINVAL).  ``values()`` gives the tunables as ints."""
+
+    def __init__(self, kernel: "Kernel", overrides: dict | None = None):
+        self._k = kernel
+        self._v = {k: d for k, (d, _, _) in _SYSCTL_SPEC.items() if d is not None}
+        self._ready = False
+        for k, val in (overrides or {}).items():
+            if self._key(k) == "compact_memory":
+                raise ValueError("compact_memory is a trigger, not a setting")
+            self[k] = val
+        self._ready = True
+
+    @staticmethod
+    def _key(path) -> str:
+        if not isinstance(path, str):
+            raise TypeError(f"sysctl path must be a str, got {type(path).__name__}")
+        key = path[len(_SYSCTL_ROOT):] if path.startswith(_SYSCTL_ROOT) else path.strip("/")
+        key = key.replace("vm.", "", 1) if key.startswith("vm.") else key
+        if key not in _SYSCTL_SPEC:
+            raise KeyError(f"no such vm sysctl {path!r}; known: {', '.join(_SYSCTL_SPEC)}")
+        return key
+
+    def __getitem__(self, path) -> str:
+        key = self._key(path)
+        if key == "compact_memory":
+            raise PermissionError("compact_memory is write-only")
+        return str(self._v[key])
+
+    def __setitem__(self, path, value) -> None:
+        key = self._key(path)
+        _, lo, hi = _SYSCTL_SPEC[key]
+        if isinstance(value, bool):
+            value = int(value)
+        try:
+            num = int(str(value).strip(), 10)
+        except ValueError:
+            raise ValueError(f"invalid value {value!r} for {key}: not an integer") from None
+        if key == "compact_memory":
+            if num != 1:
+                raise ValueError(f"compact_memory accepts 1, got {num}")
+            self._k.compact_memory()
+            return
+        if not lo <= num <= hi:
+            raise ValueError(f"value {num} for {key} out of range {lo}..{hi}")
+        self._v[key] = num
+        if self._ready:
+            self._k._apply_policy()
+
+    def __contains__(self, path) -> bool:
+        try:
+            self._key(path)
+            return True
+        except (KeyError, TypeError):
+            return False
+
+    def keys(self):
+        return list(_SYSCTL_SPEC)
+
+    def values(self) -> dict:
+        return dict(self._v)
+
+    def __repr__(self):
+        return f"VmSysctl({self.values()})"
 
 
 # ---------------------------------------------------------------------------
@@ -640,6 +743,30 @@ class Process:
             zap(self.pid, v, v + 1, False)
         self.kernel._after_op()
 
+    def pin_pages(self, addrs) -> None:
+        """pin_user_pages(FOLL_PIN | FOLL_LONGTERM) of the pages at ``addrs`` (already
+        faulted in): a pinned page cannot migrate or be split, as an RDMA or vfio
+        buffer.  Model: a pin does not outlive the folio (unmapping its last mapping
+        drops it).  Raises ValueError naming the first page that is not present (the
+        pages before it stay pinned)."""
+        self._pin(addrs, +1)
+
+    def unpin_pages(self, addrs) -> None:
+        """unpin_user_pages() of pages pinned with :meth:`pin_pages`."""
+        self._pin(addrs, -1)
+
+    def _pin(self, addrs, delta):
+        self._live()
+        a = np.ascontiguousarray(addrs, dtype=np.int64)
+        if a.ndim != 1:
+            raise ValueError("addrs must be one-dimensional")
+        if a.size and (a.min() < 0 or a.max() >= self.kernel.virtual_bytes):
+            raise ValueError("address outside the virtual window")
+        bad = _mm_pin(self.kernel.core, self.pid, a >> PAGE_SHIFT, delta)
+        if bad >= 0:
+            raise ValueError(f"page at {int(a[bad]):#x} is not present" if delta > 0
+                             else f"page at {int(a[bad]):#x} is not pinned")
+
     def pageout(self, addr, length) -> int:
         """MADV_PAGEOUT: swap the range's exclusive pages out; returns pages written."""
         start, end = self._range(addr, length)
@@ -727,11 +854,30 @@ class Kernel:
         the published figures.
     min_free_kbytes : default as the kernel computes it (then raised by khugepaged's
         set_recommended_min_free_kbytes while THP is enabled).
+    vm : dict of ``/proc/sys/vm`` overrides (:class:`VmSysctl`), e.g.
+        ``{"compaction_proactiveness": 0, "extfrag_threshold": 500}``.
+    compaction : CONFIG_COMPACTION (default True): direct compaction in the allocator's
+        slow path, kcompactd (woken where kswapd would wake it, and proactive every
+        500 ms of the clock) and :meth:`compact_memory`.  False: none of them, as a
+        kernel built without it (the 2010 baseline of Gorman's series).
+
+    Compaction (``mm/compaction.c`` via :mod:`thpbench.compaction`, the kernel's mover
+    in ``_mm_compaction.pxi``): anonymous folios migrate with every mapping rewritten
+    through the reverse map; page tables, the huge zero page and pinned pages never
+    move.  A THP fault's allocation follows ``vma_thp_gfp_mask()`` (sysfs ``defrag``):
+    direct reclaim/compaction where the mask allows (async compaction first; with
+    ``__GFP_NORETRY`` it gives up on COMPACT_SKIPPED/DEFERRED), a kswapd wakeup where
+    it only allows ``__GFP_KSWAPD_RECLAIM`` (defer modes).  Its stall is charged to the
+    clock (``scan_pfn_ns``, ``copy_page_ns``, ``migrate_overhead_ns``) and shows in
+    :meth:`thp_fault_latencies`.  Simplified: kswapd is not simulated yet, so
+    :meth:`_wake_kswapd` wakes kcompactd directly (as kswapd does when it goes to
+    sleep) and :meth:`_direct_reclaim` runs the deferred-split shrinker only; kcompactd
+    runs on its own CPU (``kcompactd_cpu_ns``), not the faulting task's clock.
     """
 
     def __init__(self, mem_bytes=1 << 30, *, swap_bytes=None, virtual_bytes=128 << 30, thp=None,
                  costs: CostModel | None = None, min_free_kbytes=None, max_processes=256,
-                 max_order=10, pageblock_order=9, grouping=True):
+                 max_order=10, pageblock_order=9, grouping=True, vm=None, compaction=True):
         mem_bytes = _as_int(mem_bytes, "mem_bytes")
         virtual_bytes = _as_int(virtual_bytes, "virtual_bytes")
         if mem_bytes < 16 * HPAGE_PMD_SIZE:
@@ -768,6 +914,16 @@ class Kernel:
         self._events: list[tuple] = []
         self._samples: list[dict] = []
         self._last_stats = self.core.stats()
+        # -- compaction (mm/compaction.c): the zone's state, kcompactd, direct compaction
+        if not isinstance(compaction, bool):
+            raise TypeError(f"compaction must be a bool, got {type(compaction).__name__}")
+        self.compaction = compaction
+        self.compaction_state = _compaction.CompactionState(self.buddy)
+        self.kcompactd = _compaction.Kcompactd(self.buddy, state=self.compaction_state, book=self.core)
+        self.kcompactd_cpu_ns = 0.0
+        self._thp_faults: list[np.ndarray] = []
+        _mm_set_reclaim_hook(self.core, self._direct_reclaim)
+        self.vm_sysctl = VmSysctl(self, vm)
         self.sysfs = ThpSysfs(self, thp)
         self._apply_policy()
 
@@ -808,6 +964,103 @@ class Kernel:
                              v["use_zero_page"], v["shrink_underused"], v["khugepaged/max_ptes_none"],
                              v["khugepaged/max_ptes_swap"], v["khugepaged/max_ptes_shared"],
                              v["khugepaged/defrag"], self.watermarks["min"])
+        self._apply_compaction_policy()
+
+    # -- compaction: policy, kswapd/reclaim hooks, kcompactd -------------------------------
+    def _apply_compaction_policy(self):
+        vm = self.vm_sysctl.values()
+        wm = self.watermarks
+        _mm_attach_compaction(self.core, self.compaction_state, self.compaction, vm["extfrag_threshold"], wm["low"])
+        kc = self.kcompactd
+        kc.compaction_proactiveness = vm["compaction_proactiveness"] if self.compaction else 0
+        kc.extfrag_threshold = vm["extfrag_threshold"]
+        kc.wmark_min_pages, kc.wmark_low_pages = wm["min"], wm["low"]
+
+    def _wake_kswapd(self, order) -> None:
+        """wakeup_kswapd(order) from the allocator slow path (any allocation that misses
+        the low watermark and may wake kswapd).  kswapd is not simulated yet: do what it
+        does when it goes to sleep (``kswapd_try_to_sleep`` in ``mm/vmscan.c``): clear
+        compaction's pageblock skip bits if a compaction's scanners met since
+        (``reset_isolation_suitable``) and wake kcompactd for ``order``.  The reclaim
+        model replaces this with its kswapd (which then does both itself)."""
+        if not self.compaction:
+            return
+        # kswapd_try_to_sleep(): "When kswapd is going to sleep, it is reasonable to
+        # assume that pages and compaction may succeed so reset the cache", then
+        # "now we should compact it to make allocation of the requested order possible"
+        self.compaction_state.reset_isolation_suitable(self.buddy)
+        if order > 0:
+            self.kcompactd.wakeup(order, max(self.now_ns, self.kcompactd.now_ns))
+
+    def _direct_reclaim(self, order) -> int:
+        """__perform_reclaim() of the allocator slow path (called from the core, for an
+        allocation of ``order`` that failed the min watermark).  Today: the deferred-split
+        shrinker until the request would fit; the reclaim model plugs in here.  Returns
+        the pages freed.
+
+        It runs INSIDE the core's fault loop (called back with the GIL from nogil code,
+        mm/page_alloc.c's __perform_reclaim): it may reclaim through the core, but must
+        not call ``_after_op``, run daemons or compaction, or raise for control flow (an
+        exception is re-raised after the operation and the allocation fails).  The
+        faulting page of a CoW fault is held by the core across this call (the kernel
+        holds a reference): reclaim must not unmap or free pages it cannot see are busy."""
+        return _mm_shrink_for(self.core, order)
+
+    def _run_kcompactd(self, t) -> None:
+        """Let kcompactd run up to time t (its wakeups and proactive checks); its CPU
+        time (compaction_cost_ns of each piece of work) goes to kcompactd_cpu_ns."""
+        t = max(int(t), self.kcompactd.now_ns)
+        for row in self.kcompactd.run(t):
+            self.kcompactd_cpu_ns += _compaction.compaction_cost_ns(row, self.costs)
+        self._after_op(kcompactd=True)
+
+    def _kcompactd_next_ns(self):
+        kc = self.kcompactd
+        nxt = []
+        if kc._woken:
+            nxt.append(kc._wake_ns)
+        if kc.compaction_proactiveness:
+            nxt.append(kc.next_check_ns)
+        return min(nxt) if nxt else None
+
+    def compact_memory(self) -> dict:
+        """``echo 1 > /proc/sys/vm/compact_memory``: sync compaction of the whole zone by
+        the writing task (its time goes to the clock).  Returns the compaction's dict
+        (:func:`thpbench.compaction.compact_zone`).  No-op without CONFIG_COMPACTION."""
+        if not self.compaction:
+            return {"result": "COMPACT_SKIPPED"}
+        wm = self.watermarks
+        out = _compaction.compact_zone(self.buddy, -1, "sync", self.core, state=self.compaction_state, direct=False,
+                                       whole_zone=True, ignore_skip_hint=True, wmark_min_pages=wm["min"],
+                                       wmark_low_pages=wm["low"],
+                                       extfrag_threshold=self.vm_sysctl.values()["extfrag_threshold"])
+        self.now_ns += _compaction.compaction_cost_ns(out, self.costs)
+        self._after_op()
+        return out
+
+    def thp_fault_latencies(self) -> pd.DataFrame:
+        """One row per THP allocation attempted at fault: t_ns (the clock after the
+        operation that faulted), pid, address, thp (True: thp_fault_alloc, False:
+        thp_fault_fallback), compact_stall (direct compactions waited for),
+        compact_result (the last one's, or None), pages_scanned, pages_migrated,
+        pages_failed, and latency_ns = the fault (fault_2m_ns, or fault_4k_ns for the
+        fallback page) + the direct compaction stall (compaction_cost_ns's terms).
+        Direct reclaim's own time is charged to the clock but not included here."""
+        cols = ["t_ns", "pid", "address", "thp", "compact_stall", "compact_result", "pages_scanned",
+                "pages_migrated", "pages_failed", "latency_ns"]
+        if not self._thp_faults:
+            return pd.DataFrame(columns=cols)
+        a = np.concatenate(self._thp_faults)
+        c = self.costs
+        ok = a[:, 3].astype(bool)
+        stall = (a[:, 5] * c.scan_pfn_ns + a[:, 6] * (c.copy_page_ns + c.migrate_overhead_ns)
+                 + a[:, 7] * c.migrate_overhead_ns)
+        df = pd.DataFrame({"t_ns": a[:, 0], "pid": a[:, 1], "address": a[:, 2] << PAGE_SHIFT, "thp": ok,
+                           "compact_stall": a[:, 4],
+                           "compact_result": [COMPACT_RESULT_NAMES[r] if r >= 0 else None for r in a[:, 8].tolist()],
+                           "pages_scanned": a[:, 5], "pages_migrated": a[:, 6], "pages_failed": a[:, 7]})
+        df["latency_ns"] = np.where(ok, c.fault_2m_ns, c.fault_4k_ns) + stall
+        return df[cols]
 
     # -- processes ------------------------------------------------------------------
     def spawn(self) -> Process:
@@ -853,16 +1106,24 @@ class Kernel:
         self._after_op()
 
     # -- events, clock ------------------------------------------------------------------
-    def _after_op(self, khugepaged=False):
+    def _after_op(self, khugepaged=False, kcompactd=False):
         """Charge the time of what the core just did, drain its event log into the
-        TLB hooks, and let khugepaged run if the clock passed its wake-up time."""
+        TLB hooks, act on kswapd wakeups, and let khugepaged and kcompactd run if the
+        clock passed their wake-up times."""
         st = self.core.stats()
         d = {k: st[k] - self._last_stats[k] for k in st}
         self._last_stats = st
         if khugepaged:
             self.khugepaged_cpu_ns += _charge_khugepaged(self.costs, d)
-        else:
+        elif not kcompactd:         # kcompactd's time is charged from its own rows
             self.now_ns += _charge(self.costs, d)
+        fl = _mm_drain_thp_fault_log(self.core)
+        if len(fl):
+            self._thp_faults.append(np.column_stack([np.full(len(fl), int(self.now_ns), np.int64), fl]))
+        exc = _mm_take_hook_exc(self.core)
+        wake = _mm_take_kswapd_wake(self.core)
+        if wake >= 0:
+            self._wake_kswapd(wake)
         ev = self.core.drain_events()
         if len(ev):
             t = self.now_ns
@@ -872,8 +1133,13 @@ class Kernel:
                 # TLB model must see the new mapping)
                 for hook in self.tlb_flush_hooks:
                     hook(mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT, MM_EVENT_NAMES[kind])
-        if not khugepaged:
+        if exc is not None:
+            raise exc
+        if not khugepaged and not kcompactd:
             self._maybe_run_khugepaged()
+            nxt = self._kcompactd_next_ns()
+            if nxt is not None and nxt <= self.now_ns:
+                self._run_kcompactd(self.now_ns)
 
     def events(self) -> pd.DataFrame:
         """The mm event log: t_ns, kind (collapse, split_pmd, zap, mprotect, migrate, cow,
@@ -894,9 +1160,15 @@ class Kernel:
             kh = self._khugepaged_next_ns if (self._khugepaged_next_ns is not None
                                                and self._khugepaged_next_ns <= target) else None
             sm = next_sample if (next_sample is not None and next_sample <= target) else None
-            if kh is None and sm is None:
+            kc = self._kcompactd_next_ns()
+            kc = kc if (kc is not None and kc <= target) else None
+            if kh is None and sm is None and kc is None:
                 break
-            if sm is not None and (kh is None or sm < kh):
+            if kc is not None and (kh is None or kc < kh) and (sm is None or kc < sm):
+                # kcompactd (a wakeup or a proactive check) comes first
+                self.now_ns = max(self.now_ns, kc)
+                self._run_kcompactd(kc)
+            elif sm is not None and (kh is None or sm < kh):
                 self.now_ns = max(self.now_ns, sm)
                 self.sample()
                 next_sample += sample_every_ns
@@ -1109,6 +1381,14 @@ class Kernel:
         """/proc/vmstat lines the model maintains, spelled as the kernel spells them."""
         st = self.core.stats()
         out = {k: v for k, v in st.items() if not k.startswith("x_")}
+        # compaction's events (mm/vmstat.c names); pgmigrate_* also count Kernel.migrate_folio
+        cs = self.compaction_state.counters()
+        out["pgmigrate_success"] = st["pgmigrate_success"] + cs["pgmigrate_success"]
+        out["pgmigrate_fail"] = cs["pgmigrate_fail"]
+        for k in ("compact_migrate_scanned", "compact_free_scanned", "compact_isolated", "compact_stall",
+                  "compact_fail", "compact_success", "compact_daemon_wake", "compact_daemon_migrate_scanned",
+                  "compact_daemon_free_scanned"):
+            out[k] = cs[k]
         out["nr_free_pages"] = self.buddy.nr_free_pages
         out["nr_anon_pages"] = st["nr_anon_pages"]
         return out
@@ -1132,7 +1412,8 @@ class Kernel:
 
     def khugepaged_stats(self) -> dict:
         return {"pages_collapsed": self.pages_collapsed, "full_scans": self.full_scans,
-                "khugepaged_cpu_ns": self.khugepaged_cpu_ns, "mm_slots": len(self._mm_slots)}
+                "khugepaged_cpu_ns": self.khugepaged_cpu_ns, "mm_slots": len(self._mm_slots),
+                "kcompactd_cpu_ns": self.kcompactd_cpu_ns}
 
     def sample(self) -> dict:
         """Record the counters now (one row of the Result)."""
@@ -1148,6 +1429,7 @@ class Kernel:
         """Every invariant: buddy lists, page tables vs mapcounts and rmap, RSS, swap,
         page conservation, the deferred split queue, VMAs vs the core."""
         self.core.check()
+        _mm_check_compaction(self.core)
         for pid, p in self.processes.items():
             vs = sorted(p.vmas, key=lambda v: v.start)
             for a, b in zip(vs, vs[1:]):

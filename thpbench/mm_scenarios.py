@@ -59,7 +59,8 @@ def walkthrough() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_fault_modes(mem_mib=128, idle_mib=100, region_mib=24, max_ptes_none=64) -> pd.DataFrame:
+def compare_fault_modes(mem_mib=128, idle_mib=100, region_mib=24, max_ptes_none=64,
+                        compaction=False) -> pd.DataFrame:
     """``enabled`` x ``defrag`` side by side.
 
     An idle process holds ``idle_mib`` of THPs that were allocated at fault but only
@@ -68,12 +69,18 @@ def compare_fault_modes(mem_mib=128, idle_mib=100, region_mib=24, max_ptes_none=
     Memory runs short midway; direct reclaim (only where ``defrag`` allows it for that
     VMA) runs the deferred-split shrinker, which splits the underused THPs and frees
     their zero pages, so the next THP allocation succeeds instead of falling back.
+
+    ``compaction`` (default False, a kernel without CONFIG_COMPACTION) isolates the
+    shrinker's part.  With compaction the slow path tries async compaction first; here
+    memory, not fragmentation, is short, so compaction is skipped, and a fault that
+    was not madvised under ``defrag=always`` (``__GFP_NORETRY``) then gives up without
+    reclaim, as ``__alloc_pages_slowpath`` does.
     """
     rows = []
     for enabled in ("never", "madvise", "always"):
         for defrag in ("always", "defer", "defer+madvise", "madvise", "never"):
             k = Kernel(mem_mib * MiB, thp={"enabled": "always", "defrag": "always",
-                                          "khugepaged/max_ptes_none": max_ptes_none})
+                                          "khugepaged/max_ptes_none": max_ptes_none}, compaction=compaction)
             idle = k.spawn()
             b = idle.mmap(idle_mib * MiB)
             idle.touch_range(b, idle_mib * MiB, stride=HPAGE_PMD_SIZE)      # writes: the value stored...
