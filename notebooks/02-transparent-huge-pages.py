@@ -135,8 +135,10 @@ print({key: k.vmstat()[key] for key in ("thp_collapse_alloc", "thp_fault_alloc",
 # regions, the first madvised and the second not. Memory runs out partway through.
 # Direct reclaim here means the deferred-split shrinker. It splits each "underused" THP,
 # maps its zero-filled pages to the shared zero page, and frees them
-# (`thp_underused_split_page`). The model has no compaction and no LRU reclaim; see
-# the `Kernel` docstring.
+# (`thp_underused_split_page`). To show that mechanism alone, this table runs a
+# kernel built without compaction (`Kernel(..., compaction=False)`, as without
+# `CONFIG_COMPACTION`): here memory, not fragmentation, is short, so compaction would
+# only be skipped. Compaction and its stalls are the subject of notebook 03.
 
 # %%
 modes = S.compare_fault_modes()
@@ -233,8 +235,8 @@ pd.DataFrame(summaries).set_index("policy")
 # Linux 6.12's underused-THP shrinker (`shrink_underused`, active when
 # `max_ptes_none < 511`) is the kernel's own step in that direction.
 #
-# **What the model leaves out.** It has no compaction, so a THP allocation succeeds
-# only if a free order-9 block already exists or reclaim frees a whole one. Reclaim
-# means only the deferred-split shrinker (there is no LRU and no kswapd). Folios are
-# order 0 or 9 (no mTHP). All costs are taken from `thpbench.CostModel`. For the
-# simulator's speed against this machine's kernel, see `benchmarks/bench_mm.py`.
+# **What the model leaves out.** In this notebook reclaim means the deferred-split
+# shrinker; LRU reclaim, kswapd and compaction are in the simulated kernel but are the
+# subject of notebook 03. Folios are order 0 or 9 (no mTHP). All costs are taken from
+# `thpbench.CostModel`. For the simulator's speed against this machine's kernel, see
+# `benchmarks/bench_mm.py`.
