@@ -16,5 +16,6 @@ Policy that a user might want to change arrives as parameters; the Python module
 
 include "_buddy.pxi"
 include "_mm.pxi"
+include "_reclaim.pxi"
 include "_tlb.pxi"
 include "_compaction.pxi"

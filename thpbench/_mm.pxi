@@ -271,6 +271,10 @@ cdef class MMCore:
         self.khugepaged_defrag = khugepaged_defrag
         self.wmark_min = wmark_min
 
+    def count_oom(self):
+        """Count an OOM kill (oom_kill) that reclaim.py decided after direct reclaim failed."""
+        self.stat[S_OOM_KILL] += 1
+
     def stats(self):
         return {MM_STAT_NAMES[i]: self.stat[i] for i in range(S_NR_STATS)}
 
@@ -292,6 +296,11 @@ cdef class MMCore:
         with __GFP_DIRECT_RECLAIM a failure runs shrink_slab() (the deferred-split
         shrinker, one folio per step) until the allocation succeeds or the queue is empty."""
         cdef pfn_t pfn
+        if self.lru != NULL and self.z.nr_free_pages - ((<int64_t>1) << order) < self.lru.wmark_low:
+            # reclaim: the low watermark failed: wake_all_kswapds() (kswapd runs in reclaim.py)
+            self.lru.kswapd_wake = 1
+            if order > self.lru.kswapd_order:
+                self.lru.kswapd_order = order
         if self.z.nr_free_pages - ((<int64_t>1) << order) + 1 > self.wmark_min:
             pfn = zone_alloc(self.z, order, mt)
             if pfn >= 0:
@@ -306,6 +315,9 @@ cdef class MMCore:
                 pfn = zone_alloc(self.z, order, mt)
                 if pfn >= 0:
                     return pfn
+        if self.lru != NULL and order == 0:
+            # reclaim: the caller (thpbench/reclaim.py) runs direct reclaim and retries
+            self.lru.need_reclaim = 1
         return -1
 
     cdef int64_t alloc_pt(self) noexcept nogil:
@@ -390,6 +402,9 @@ cdef class MMCore:
         self.emap[head] = 0
         self.pflags[head] = PF_ANON
         self.stat[S_NR_ANON_PAGES] += nr
+        if self.lru != NULL:
+            # reclaim: folio_add_lru_vma(): new anon folios start on the inactive list (5.9+)
+            lru_add(self.lru, head, nr, LRU_INACTIVE_ANON, False)
 
     cdef void dq_add(self, pfn_t head) noexcept nogil:
         if self.pflags[head] & PF_DEFERRED:
@@ -437,6 +452,8 @@ cdef class MMCore:
     cdef void free_folio(self, pfn_t head) noexcept nogil:
         cdef int order = self.z.frame[head].order
         self.dq_del(head)
+        if self.lru != NULL:
+            lru_del(self.lru, head, (<int64_t>1) << order)      # reclaim: off its LRU list
         self.pflags[head] = 0
         self.stat[S_NR_ANON_PAGES] -= (<int64_t>1) << order
         zone_free(self.z, head, order)
@@ -931,8 +948,12 @@ cdef class MMCore:
                 r = self.fault_c(mmid, vpns[i], write, val)
                 if r != F_OK:
                     break
+                if self.lru != NULL and self.lru.kswapd_wake:
+                    # reclaim: pause so that kswapd runs (reclaim.py), the caller resumes
+                    with gil:
+                        return i + 1, F_OK
         if r != F_OK:
-            if r == F_OOM:
+            if r == F_OOM and (self.lru == NULL or not self.lru.need_reclaim):
                 self.stat[S_OOM_KILL] += 1
             return i, r
         return n, F_OK
@@ -948,7 +969,9 @@ cdef class MMCore:
                     break
                 done += 1
                 v += stride
-        if r == F_OOM:
+                if self.lru != NULL and self.lru.kswapd_wake:
+                    break           # reclaim: pause for kswapd; the caller resumes
+        if r == F_OOM and (self.lru == NULL or not self.lru.need_reclaim):
             self.stat[S_OOM_KILL] += 1
         return done, r
 
@@ -1402,6 +1425,8 @@ cdef class MMCore:
             self.pflags[h] = PF_ANON
             h += step
         self.z.nr_alloc += nr // step - 1
+        if self.lru != NULL:
+            lru_split(self.lru, head, nr, step)     # reclaim: lru_add_split_folio()
         h = head
         while h < head + nr:
             if self.fmap[h] == 0:
@@ -1533,6 +1558,8 @@ cdef class MMCore:
         self.fmap[src] = 0
         self.emap[src] = 0
         self.pflags[src] = 0
+        if self.lru != NULL:
+            lru_replace(self.lru, src, dst)         # reclaim: the new folio takes the old one's LRU place
         zone_free(self.z, src, order)
         self.stat[S_PGMIGRATE_SUCCESS] += nr
         if order == HPAGE_PMD_ORDER:
@@ -1589,7 +1616,7 @@ cdef class MMCore:
         cdef int m, vi
         cdef MMStruct *mm
         cdef int64_t pi, i, slot, rss, nswap, vpn, pfn, head, nr, sum_p, anon_pages = 0, nthps = 0, pts = 0
-        cdef int64_t allocated = 0, hz = 0
+        cdef int64_t allocated = 0, hz = 0, other = 0
         cdef uint64_t pmd, ent
         for m in range(self.max_mms):
             mm = &self.mms[m]
@@ -1690,6 +1717,8 @@ cdef class MMCore:
                 if exp_emap[pfn] > 0:
                     nthps += 1
                 anon_pages += nr
+            elif self.pflags[pfn] & (PF_FILE | PF_SLAB):
+                other += nr         # reclaim: page cache and slab pages (checked by ReclaimCore.check)
             else:
                 raise InvariantError(f"allocated block at pfn {pfn} (order {z.frame[pfn].order}) has no owner")
             for i in range(pfn + 1, pfn + nr):
@@ -1700,8 +1729,9 @@ cdef class MMCore:
             pfn += nr
         if allocated != n - z.nr_free_pages:
             raise InvariantError(f"allocated blocks hold {allocated} frames, zone says {n - z.nr_free_pages}")
-        if anon_pages + pts + hz != allocated:
-            raise InvariantError(f"page conservation: anon {anon_pages} + page tables {pts} + huge zero {hz} != used {allocated}")
+        if anon_pages + pts + hz + other != allocated:
+            raise InvariantError(f"page conservation: anon {anon_pages} + page tables {pts} + huge zero {hz}"
+                                 f" + page cache/slab {other} != used {allocated}")
         if pts != self.pt_used or pts != self.stat[S_NR_PAGETABLE]:
             raise InvariantError(f"{pts} page-table pages allocated, {self.pt_used} tables in use")
         for slot in range(self.pt_cap):

@@ -583,11 +583,20 @@ class Process:
     def _touch(self, vpns, write, vals):
         k = self.kernel
         k._khugepaged_enter(self)
-        if vals is None:
-            done, st = k.core.touch(self.pid, vpns, bool(write), None, True)
-        else:
-            done, st = k.core.touch(self.pid, vpns, bool(write), vals, False)
-        k._after_op()
+        done = 0
+        while True:
+            if vals is None:
+                d, st = k.core.touch(self.pid, vpns[done:], bool(write), None, True)
+            else:
+                d, st = k.core.touch(self.pid, vpns[done:], bool(write), vals[done:], False)
+            done += d
+            k._after_op()
+            # reclaim: a failed allocation runs direct reclaim, then the fault is retried
+            if st == _F_OK and done < len(vpns):
+                continue                # paused for kswapd (reclaim)
+            if st == _F_OOM and k._retry_after_reclaim():
+                continue
+            break
         if st != _F_OK:
             self._raise_fault(st, vpns[done], done)
         return done
@@ -601,9 +610,17 @@ class Process:
             raise ValueError(f"stride {stride} must be a positive multiple of {PAGE_SIZE}")
         k = self.kernel
         k._khugepaged_enter(self)
-        done, st = k.core.touch_range(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, bool(write),
-                                      stride >> PAGE_SHIFT)
-        k._after_op()
+        done = 0
+        while True:
+            d, st = k.core.touch_range(self.pid, (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT),
+                                       end >> PAGE_SHIFT, bool(write), stride >> PAGE_SHIFT)
+            done += d
+            k._after_op()
+            if st == _F_OK and (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT) < end >> PAGE_SHIFT:
+                continue                # paused for kswapd (reclaim)
+            if st == _F_OOM and k._retry_after_reclaim():     # reclaim: direct reclaim, retry
+                continue
+            break
         if st != _F_OK:
             self._raise_fault(st, (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT), done)
         return done
@@ -768,8 +785,13 @@ class Kernel:
         self._events: list[tuple] = []
         self._samples: list[dict] = []
         self._last_stats = self.core.stats()
+        self.reclaim = None
+        self._in_reclaim = False
         self.sysfs = ThpSysfs(self, thp)
         self._apply_policy()
+        # reclaim, kswapd, the page cache and slab caches (thpbench/reclaim.py)
+        from thpbench.reclaim import attach
+        attach(self)
 
     def __repr__(self):
         return (f"Kernel(mem={self.nr_pages * 4 // 1024} MiB, free={self.buddy.nr_free_pages} pages, "
@@ -808,6 +830,8 @@ class Kernel:
                              v["use_zero_page"], v["shrink_underused"], v["khugepaged/max_ptes_none"],
                              v["khugepaged/max_ptes_swap"], v["khugepaged/max_ptes_shared"],
                              v["khugepaged/defrag"], self.watermarks["min"])
+        if getattr(self, "reclaim", None) is not None:
+            self.reclaim.apply_policy()          # reclaim: watermarks follow min_free_kbytes
 
     # -- processes ------------------------------------------------------------------
     def spawn(self) -> Process:
@@ -874,6 +898,50 @@ class Kernel:
                     hook(mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT, MM_EVENT_NAMES[kind])
         if not khugepaged:
             self._maybe_run_khugepaged()
+        if self.reclaim is not None and not self._in_reclaim:
+            # reclaim: an allocation below the low watermark woke kswapd (or the flusher)
+            self._in_reclaim = True
+            try:
+                self.reclaim.after_op()
+            finally:
+                self._in_reclaim = False
+
+    def _after_op_settle(self):
+        """Account the operations so far without waking kswapd (reclaim.py)."""
+        guard, self._in_reclaim = self._in_reclaim, True
+        try:
+            self._after_op()
+        finally:
+            self._in_reclaim = guard
+
+    def _retry_after_reclaim(self) -> bool:
+        """reclaim: after a fault failed for memory, run direct reclaim if the core asked
+        for it; True = retry the fault, False = a real OOM (counted as oom_kill)."""
+        if self.reclaim is None:
+            return False
+        need = self.reclaim.consume_need()
+        if need and self.reclaim.direct_reclaim():
+            return True
+        if need:
+            self.core.count_oom()
+        return False
+
+    # -- reclaim (thpbench/reclaim.py) -------------------------------------------------
+    def shrink_node(self, nr_to_reclaim, *, may_swap=True, may_writepage=True, order=0) -> int:
+        """Reclaim nr_to_reclaim pages (mm/vmscan.c shrink_node / do_try_to_free_pages);
+        returns pages reclaimed.  See thpbench.reclaim."""
+        from thpbench.reclaim import shrink_node
+        return shrink_node(self, nr_to_reclaim, may_swap=may_swap, may_writepage=may_writepage, order=order)
+
+    def shrink_all_memory(self, nr_pages) -> int:
+        """The hibernation path (mm/vmscan.c shrink_all_memory); returns pages freed."""
+        from thpbench.reclaim import shrink_all_memory
+        return shrink_all_memory(self, nr_pages)
+
+    def drop_caches(self, mode) -> dict:
+        """echo mode > /proc/sys/vm/drop_caches (1, 2 or 3)."""
+        from thpbench.reclaim import drop_caches
+        return drop_caches(self, mode)
 
     def events(self) -> pd.DataFrame:
         """The mm event log: t_ns, kind (collapse, split_pmd, zap, mprotect, migrate, cow,
@@ -1111,6 +1179,8 @@ class Kernel:
         out = {k: v for k, v in st.items() if not k.startswith("x_")}
         out["nr_free_pages"] = self.buddy.nr_free_pages
         out["nr_anon_pages"] = st["nr_anon_pages"]
+        if self.reclaim is not None:
+            out.update(self.reclaim.stats())
         return out
 
     def meminfo(self) -> dict:
@@ -1120,7 +1190,18 @@ class Kernel:
                 "AnonPages": st["nr_anon_pages"] * 4,
                 "AnonHugePages": st["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE // 1024,
                 "PageTables": st["nr_page_table_pages"] * 4,
-                "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4}
+                "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4,
+                **self._reclaim_meminfo()}
+
+    def _reclaim_meminfo(self) -> dict:
+        if self.reclaim is None:
+            return {}
+        r = self.reclaim.core
+        lru = r.lru_sizes()
+        return {"Cached": r.nr_file_pages * 4, "Dirty": r.nr_dirty * 4, "Mapped": r.nr_mapped * 4,
+                "Active(anon)": lru["nr_active_anon"] * 4, "Inactive(anon)": lru["nr_inactive_anon"] * 4,
+                "Active(file)": lru["nr_active_file"] * 4, "Inactive(file)": lru["nr_inactive_file"] * 4,
+                "SReclaimable": self.slab.nr_pages(True) * 4, "SUnreclaim": self.slab.nr_pages(False) * 4}
 
     def vmstat_text(self) -> str:
         """/proc/vmstat's format: one "name value" line per counter."""
@@ -1148,6 +1229,8 @@ class Kernel:
         """Every invariant: buddy lists, page tables vs mapcounts and rmap, RSS, swap,
         page conservation, the deferred split queue, VMAs vs the core."""
         self.core.check()
+        if self.reclaim is not None:
+            self.reclaim.check()
         for pid, p in self.processes.items():
             vs = sorted(p.vmas, key=lambda v: v.start)
             for a, b in zip(vs, vs[1:]):
