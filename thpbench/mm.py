@@ -744,11 +744,14 @@ class Kernel:
         the published figures.
     min_free_kbytes : default as the kernel computes it (then raised by khugepaged's
         set_recommended_min_free_kbytes while THP is enabled).
+    lru_reclaim : attach LRU reclaim, kswapd, the page cache and slab caches
+        (thpbench.reclaim; default True).  False gives the model where the deferred-split
+        shrinker is the only reclaim.
     """
 
     def __init__(self, mem_bytes=1 << 30, *, swap_bytes=None, virtual_bytes=128 << 30, thp=None,
                  costs: CostModel | None = None, min_free_kbytes=None, max_processes=256,
-                 max_order=10, pageblock_order=9, grouping=True):
+                 max_order=10, pageblock_order=9, grouping=True, lru_reclaim=True):
         mem_bytes = _as_int(mem_bytes, "mem_bytes")
         virtual_bytes = _as_int(virtual_bytes, "virtual_bytes")
         if mem_bytes < 16 * HPAGE_PMD_SIZE:
@@ -790,8 +793,11 @@ class Kernel:
         self.sysfs = ThpSysfs(self, thp)
         self._apply_policy()
         # reclaim, kswapd, the page cache and slab caches (thpbench/reclaim.py)
-        from thpbench.reclaim import attach
-        attach(self)
+        # (lru_reclaim=False: the pre-reclaim model, where the deferred-split shrinker is
+        # the only reclaim; no page cache, no kswapd)
+        if lru_reclaim:
+            from thpbench.reclaim import attach
+            attach(self)
 
     def __repr__(self):
         return (f"Kernel(mem={self.nr_pages * 4 // 1024} MiB, free={self.buddy.nr_free_pages} pages, "
