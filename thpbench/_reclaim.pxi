@@ -827,18 +827,26 @@ cdef class ReclaimCore:
         cdef int64_t n, scan
         cdef int L, ap, fp
         cdef bint swappable = sc.may_swap and self.mm.swap_nfree > 0 and self.s.swappiness > 0
-        cdef bint file_only = not swappable
-        if swappable and not self.inactive_is_low(LRU_INACTIVE_FILE) and \
+        cdef bint file_only = not swappable, anon_only = False, equal = False
+        if swappable and sc.priority == 0:
+            equal = True                           # SCAN_EQUAL: out of options, scan both fully
+        elif swappable and self.s.nr[LRU_INACTIVE_FILE] + self.s.nr[LRU_ACTIVE_FILE] \
+                + self.mm.z.nr_free_pages <= self.s.wmark_high and not self.inactive_is_low(LRU_INACTIVE_ANON) \
+                and (self.s.nr[LRU_INACTIVE_ANON] >> sc.priority) > 0:
+            anon_only = True                       # file_is_tiny: SCAN_ANON
+        elif swappable and not self.inactive_is_low(LRU_INACTIVE_FILE) and \
                 (self.s.nr[LRU_INACTIVE_FILE] >> sc.priority) > 0:
-            file_only = True                       # cache_trim_mode
+            file_only = True                       # cache_trim_mode: SCAN_FILE
         ap = self.s.swappiness
         fp = 200 - self.s.swappiness
         for L in range(NR_LRU_LISTS):
             scan = self.s.nr[L] >> sc.priority
-            if L < LRU_INACTIVE_FILE:
-                scan = 0 if file_only else scan * ap // (ap + fp + 1)
-            elif not file_only:
-                scan = scan * fp // (ap + fp + 1)
+            if equal:
+                pass
+            elif L < LRU_INACTIVE_FILE:
+                scan = 0 if file_only else (scan if anon_only else scan * ap // (ap + fp + 1))
+            else:
+                scan = 0 if anon_only else (scan if file_only else scan * fp // (ap + fp + 1))
             target[L] = scan
         while target[LRU_INACTIVE_ANON] or target[LRU_ACTIVE_FILE] or target[LRU_INACTIVE_FILE]:
             for L in range(NR_LRU_LISTS):

@@ -523,12 +523,18 @@ class SlabCaches:
 
     def drop_slab(self) -> int:
         """drop_slab(): shrink every reclaimable cache until a pass frees little."""
-        freed_total = 0
-        while True:
-            freed = sum(c.shrink(c.nr_objects * 2) for c in self.caches.values() if c.reclaimable)
-            freed_total += freed
-            if freed <= 10:
-                return freed_total
+        freed_pages = 0
+        shift = 0
+        while True:       # "while ((freed >> shift++) > 1)", freed counting objects
+            objs = 0
+            for c in self.caches.values():
+                if c.reclaimable:
+                    before = c.nr_objects
+                    freed_pages += c.shrink(c.nr_objects * 2)
+                    objs += before - c.nr_objects
+            if (objs >> shift) <= 1:
+                return freed_pages
+            shift += 1
 
     def slabinfo(self) -> pd.DataFrame:
         """/proc/slabinfo-like: name, active_objs, objperslab, num_slabs, reclaimable."""
