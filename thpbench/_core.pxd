@@ -513,6 +513,7 @@ cdef class ReclaimCore:
     cdef bint inactive_is_low(self, int inactive_lru) noexcept nogil
     cdef void rotate(self, pfn_t p, int L) noexcept nogil
     cdef void activate(self, pfn_t p, int inactive_L) noexcept nogil
+    cdef pfn_t *isolate(self, int L, int64_t nr_to_scan, int64_t *cnt) noexcept nogil
     cdef int64_t shrink_active_list(self, int64_t nr_to_scan, int L) noexcept nogil
     cdef int check_references(self, pfn_t p, bint file) noexcept nogil
     cdef int64_t shrink_folio(self, pfn_t p, int L, ScanControl *sc) noexcept nogil

@@ -684,14 +684,41 @@ cdef class ReclaimCore:
         lru_add(&self.s, p, nr, inactive_L + 1, False)
         self.s.stat[RS_PGACTIVATE] += nr
 
+    cdef pfn_t *isolate(self, int L, int64_t nr_to_scan, int64_t *cnt) noexcept nogil:
+        # isolate_lru_folios(): the folios from the tail holding nr_to_scan pages, oldest
+        # first (they stay linked; each is then moved or freed exactly once)
+        cdef int64_t n = 0, pages = 0, cap = 64
+        cdef pfn_t cur = self.s.tail[L]
+        cdef pfn_t *out = <pfn_t *>malloc(cap * sizeof(pfn_t))
+        cdef pfn_t *grown
+        cnt[0] = 0
+        if out == NULL:
+            return NULL
+        while cur >= 0 and pages < nr_to_scan:
+            if n == cap:
+                cap *= 2
+                grown = <pfn_t *>realloc(out, cap * sizeof(pfn_t))
+                if grown == NULL:
+                    break
+                out = grown
+            out[n] = cur
+            n += 1
+            pages += (<int64_t>1) << self.mm.z.frame[cur].order
+            cur = self.s.prev[cur]
+        cnt[0] = n
+        return out
+
     cdef int64_t shrink_active_list(self, int64_t nr_to_scan, int L) noexcept nogil:
         # shrink_active_list(): folios from the tail go to the inactive list, their
         # accessed bits cleared by folio_referenced(); referenced executable file
         # folios would stay active (VM_EXEC is not modelled)
-        cdef int64_t scanned = 0, nr
-        cdef pfn_t cur = self.s.tail[L], prv
-        while cur >= 0 and scanned < nr_to_scan:
-            prv = self.s.prev[cur]
+        cdef int64_t scanned = 0, nr, k, cnt
+        cdef pfn_t cur
+        cdef pfn_t *iso = self.isolate(L, nr_to_scan, &cnt)
+        if iso == NULL:
+            return 0
+        for k in range(cnt):
+            cur = iso[k]
             nr = (<int64_t>1) << self.mm.z.frame[cur].order
             scanned += nr
             if L == LRU_ACTIVE_FILE:
@@ -702,7 +729,7 @@ cdef class ReclaimCore:
             lru_add(&self.s, cur, nr, L - 1, False)
             self.s.pg[cur] |= PG_workingset
             self.s.stat[RS_PGDEACTIVATE] += nr
-            cur = prv
+        c_free(iso)
         self.s.stat[RS_PGREFILL] += scanned
         return scanned
 
@@ -808,16 +835,19 @@ cdef class ReclaimCore:
         return nr
 
     cdef int64_t shrink_inactive_list(self, int64_t nr_to_scan, int L, ScanControl *sc) noexcept nogil:
-        cdef int64_t scanned = 0, nr, freed = 0
-        cdef pfn_t cur = self.s.tail[L], prv
-        while cur >= 0 and scanned < nr_to_scan:
-            prv = self.s.prev[cur]
+        cdef int64_t scanned = 0, nr, freed = 0, k, cnt
+        cdef pfn_t cur
+        cdef pfn_t *iso = self.isolate(L, nr_to_scan, &cnt)
+        if iso == NULL:
+            return 0
+        for k in range(cnt):
+            cur = iso[k]
             nr = (<int64_t>1) << self.mm.z.frame[cur].order
             scanned += nr
             self.s.stat[RS_PGSCAN_KSWAPD if sc.is_kswapd else RS_PGSCAN_DIRECT] += nr
             self.s.stat[RS_PGSCAN_FILE if L == LRU_INACTIVE_FILE else RS_PGSCAN_ANON] += nr
             freed += self.shrink_folio(cur, L, sc)
-            cur = prv
+        c_free(iso)
         sc.nr_scanned += scanned
         return freed
 
