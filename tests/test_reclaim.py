@@ -288,3 +288,20 @@ def test_validation():
         f.read(MiB, PAGE_SIZE)
     with pytest.raises(ValueError):
         k.page_cache.create("a", MiB)
+
+
+def test_migrate_file_page_moves_data_mapping_and_lru_place():
+    k = kernel()
+    f = k.page_cache.create("a", 16 * PAGE_SIZE)
+    f.read()
+    rc = k.reclaim.core
+    src = int(rc.file_cached(f.ino, 3, 1)[0])
+    before = f.values().copy()
+    dst = k.buddy.alloc(0, "movable")
+    assert rc.migrate_file_page(src, dst) == 0
+    k.buddy.free(src, 0)
+    k.check()
+    assert int(rc.file_cached(f.ino, 3, 1)[0]) == dst
+    assert (f.values() == before).all()
+    assert dst in [p for p, _ in rc.lru_list(LRU["inactive_file"])]
+    assert rc.migrate_file_page(src, dst) == -1        # src is no page-cache page now

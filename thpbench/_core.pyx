@@ -9,6 +9,7 @@ read on its own:
   (mm/memory.c, mm/huge_memory.c, mm/khugepaged.c).
 * ``_tlb.pxi`` -- TLBs, page-walk caches, native / nested / shadow walks.
 * ``_compaction.pxi`` -- memory compaction (mm/compaction.c) and the PageBook mover.
+* ``_reclaim.pxi`` -- LRU lists, page cache, reclaim (mm/vmscan.c, mm/workingset.c).
 
 Policy that a user might want to change arrives as parameters; the Python modules
 (``mm.py``, ``tlb.py``, ``virt.py``) hold the rest.

@@ -12,9 +12,10 @@
 # * anonymous private memory only; order-0 or PMD-order (9) folios at fault (no mTHP);
 # * refcount == mapcount: no pins, no swap cache (a swapped-in page is a private copy);
 # * "shared" means mapped more than once (page_mapcount() > 1, the pre-6.15 rule);
-# * direct reclaim is shrink_slab() of the deferred-split shrinker only (no LRU
-#   reclaim, no compaction): an order-0 fault below the min watermark with nothing
-#   to shrink is an OOM;
+# * direct reclaim here is shrink_slab() of the deferred-split shrinker; LRU reclaim
+#   lives in _reclaim.pxi / reclaim.py: with a ReclaimCore attached (self.lru), a failed
+#   order-0 allocation sets lru.need_reclaim and the Python caller reclaims and retries,
+#   and an allocation below the low watermark sets lru.kswapd_wake (bulk loops pause);
 # * rmap walks visit every mm of a fork family at page->index, so mremap of pages
 #   shared with another mm is refused.
 

@@ -173,6 +173,25 @@ cdef void lru_replace(LruState *s, pfn_t src, pfn_t dst) noexcept nogil:
     s.next[src] = -1
 
 
+cdef int migrate_file_page_c(MMCore mm, pfn_t src, pfn_t dst) noexcept nogil:
+    # For the compaction mover: move a page-cache page to dst (an allocated order-0
+    # block the caller owns, pflags 0): its data, its mapping entry, its LRU place and
+    # flags (folio_migrate_mapping + folio_migrate_flags).  0, or -1 if src is not a
+    # page-cache page.  Slab pages are not movable (PF_SLAB): the mover must refuse them.
+    cdef LruState *s = mm.lru
+    if s == NULL or not (mm.pflags[src] & PF_FILE) or mm.pflags[dst] != 0:
+        return -1
+    mm.content[dst] = mm.content[src]
+    mm.pflags[dst] = PF_FILE
+    s.imap[s.ino[src]][s.index[src]] = dst
+    lru_replace(s, src, dst)
+    s.pg[src] = 0
+    s.ino[src] = -1
+    s.fmapcount[src] = 0
+    mm.pflags[src] = 0
+    return 0
+
+
 cdef inline void mm_stat_add(MMCore mm, int i, int64_t v) noexcept nogil:
     cdef int64_t *st = &mm.stat[0]
     st[i] += v
@@ -664,6 +683,13 @@ cdef class ReclaimCore:
             raise ValueError(f"pfn {pfn} is not a slab page")
         self.mm.pflags[pfn] = 0
         zone_free(self.mm.z, pfn, 0)
+
+    def migrate_file_page(self, int64_t src, int64_t dst):
+        """Move the page-cache page at src to dst (allocated order-0, unowned); the caller
+        then frees src.  0 or -1 (see migrate_file_page_c)."""
+        if not (0 <= src < self.mm.nr_frames and 0 <= dst < self.mm.nr_frames):
+            raise ValueError(f"pfn out of range: {src}, {dst}")
+        return migrate_file_page_c(self.mm, src, dst)
 
     # ------------------------------------------------------------------ reclaim
     cdef bint inactive_is_low(self, int inactive_lru) noexcept nogil:

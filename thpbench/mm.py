@@ -28,9 +28,10 @@ Simplifications (the model is a model):
 * no pins and no swap cache: refcount == mapcount, a swapped-in page is private;
 * "shared" PTEs for ``max_ptes_shared`` are pages mapped more than once
   (``page_mapcount() > 1``, the rule before 6.15's folio_maybe_mapped_shared);
-* direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker: no LRU
-  reclaim, no compaction, no kswapd.  An order-0 allocation below the min watermark
-  with nothing to shrink is an OOM (raised as :class:`OutOfMemory`);
+* reclaim: the core's allocator runs the deferred-split shrinker; LRU reclaim, kswapd,
+  the page cache and slab caches come from :mod:`thpbench.reclaim` (``lru_reclaim=True``,
+  the default): an order-0 allocation below the min watermark runs direct reclaim and
+  is retried; with nothing reclaimable it is an OOM (raised as :class:`OutOfMemory`);
 * ``munmap`` of a range where nothing is mapped raises (Linux returns 0), and
   ``madvise``/``mprotect`` over a hole raise (Linux: -ENOMEM) instead of applying to
   the mapped parts;
