@@ -627,18 +627,20 @@ def _row(k, **extra) -> dict:
             "slab_pageblocks": len({p >> k.buddy.pageblock_order for p in k.slab.all_pages()}),
             **{c: vs[c] for c in ("thp_fault_alloc", "thp_fault_fallback", "pgscan_kswapd", "pgscan_direct",
                                   "pgsteal_kswapd", "pgsteal_direct", "pswpout", "allocstall_normal",
-                                  "workingset_refault_file", "nr_free_pages")}}
+                                  "workingset_refault_file", "slabs_scanned", "nr_free_pages")}}
 
 
 def kernel_build_mix(k, *, jobs=40, seed=0, anon_mib=(4, 32), headers=200, header_kib=(8, 64),
                      source_kib=(8, 96), headers_per_job=30, job_ns=50_000_000,
-                     keep_unmovable=0.1, unlink_objects=0.3) -> pd.DataFrame:
+                     keep_unmovable=0.1, unlink_objects=0.3, negative_dentries=(100, 400)) -> pd.DataFrame:
     """A kernel-build-like mix on Kernel ``k``: each job (a compiler process) maps and
     touches short-lived anon memory, reads its source file and a set of shared headers
     through the page cache (dentry + inode objects for every new file, lookups of the
     cached ones), kmallocs unmovable objects (``keep_unmovable`` of them outlive the job:
     the long-lived ones that pin pageblocks), writes its object file (dirty page cache)
-    and exits; some object files are later unlinked.  Returns one row per job."""
+    and exits; some object files are later unlinked.  The include-path search leaves
+    ``negative_dentries`` (a range per job) in the dcache: reclaimable slab that grows
+    until the shrinker trims it, page by partly-freed page.  Returns one row per job."""
     rng = np.random.default_rng(seed)
     pc, slab = k.page_cache, k.slab
     state = getattr(k, "_kbuild", None)
@@ -668,6 +670,7 @@ def kernel_build_mix(k, *, jobs=40, seed=0, anon_mib=(4, 32), headers=200, heade
             else:
                 state["dentries"][f.name] = slab["dentry"].alloc(1) + slab["inode_cache"].alloc(1)
             f.read()
+        slab["dentry"].alloc(int(rng.integers(*negative_dentries)))     # failed lookups: negative dentries
         km = slab["kmalloc-256"].alloc(int(rng.integers(50, 400)))
         keep = int(len(km) * keep_unmovable)
         slab["kmalloc-256"].free(km[keep:])
