@@ -44,6 +44,14 @@ Simplifications (the model is a model)
   chance, as dentry_lru_isolate / inode_lru_isolate rotate referenced entries);
 * get_scan_count() splits anon/file by swappiness only (no reclaim cost tracking);
   slab shrinking runs only from Python (kswapd, direct reclaim, shrink_all_memory);
+* dirty page-cache pages are written by kswapd (a page it met before, PG_reclaim, as
+  6.18 does) and by shrink_all_memory (hibernation_mode; every reclaimer with
+  may_writepage could write before Linux 3.2); direct reclaim only marks them and wakes
+  the flusher, which here writes every dirty page at once;
+* reclaim costs use the CostModel: scan_pte_ns * 10 per page scanned (an rmap walk),
+  swap_out_page_ns per page written; kswapd and the flusher have their own CPU
+  (``kswapd.cpu_ns``, ``reclaim.flusher_cpu_ns``), direct reclaim stalls the clock;
+* kswapd_high_wmark_hit_quickly is counted at the next wake-up after an undisturbed nap;
 * kswapd runs to completion at its wake-up instant (after the operation that woke
   it): inside one bulk operation an allocation below min goes to direct reclaim.
 """
