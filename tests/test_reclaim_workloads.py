@@ -97,3 +97,22 @@ def test_kivity_sort_small(aged):
     # the output file's data went through the page cache and (partly) to disk intact
     out = k.page_cache.files["sort.out.0"]
     assert out.values().min() > 0
+
+
+def test_kswapd_after_balance_hooks_and_compaction_ready():
+    k = Kernel(64 * MiB, thp={"enabled": "never"})
+    seen = []
+    k.kswapd.after_balance_hooks.append(lambda order, n: seen.append((order, n)))
+    f = k.page_cache.create("a", 80 * MiB)
+    f.read()
+    k.check()
+    assert seen and all(n >= 0 for _, n in seen)
+    # a costly-order request stops once free pages pass high + 2 << order
+    k.drop_caches(1)
+    g = k.page_cache.create("b", 50 * MiB)
+    g.read()
+    assert k.reclaim.compaction_ready(9) == (k.buddy.nr_free_pages >= k.watermarks["high"] + (2 << 9))
+    n = k.shrink_node(10_000, order=9)
+    k.check()
+    assert k.buddy.nr_free_pages >= k.watermarks["high"] + (2 << 9)
+    assert n < 10_000

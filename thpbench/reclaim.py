@@ -188,13 +188,22 @@ class Reclaim:
                 freed += cache.shrink(scan)
         return freed
 
+    def compaction_ready(self, order) -> bool:
+        """compaction_ready(): for a costly order, stop reclaiming once free pages exceed
+        the high watermark by 2 << order (compaction, not reclaim, makes the block)."""
+        k = self.kernel
+        return order > 3 and k.buddy.nr_free_pages >= k.watermarks["high"] + (2 << order)
+
     def do_try_to_free_pages(self, nr_to_reclaim, *, may_swap=True, may_writepage=True, may_unmap=True,
-                             is_kswapd=False, hibernation_mode=False) -> int:
-        """The priority loop: shrink_node() at priority 12, 11, ... 0 until nr_to_reclaim."""
+                             is_kswapd=False, hibernation_mode=False, order=0) -> int:
+        """The priority loop: shrink_node() at priority 12, 11, ... 0 until nr_to_reclaim
+        (or, for a costly order, until compaction_ready)."""
         k = self.kernel
         before = k.buddy.nr_free_pages
         reclaimed = 0
         for prio in range(DEF_PRIORITY, -1, -1):
+            if order and self.compaction_ready(order):
+                break
             r, _ = self.core.shrink_lruvec(prio, nr_to_reclaim - reclaimed, may_writepage, may_unmap,
                                            may_swap, is_kswapd, hibernation_mode)
             reclaimed += r
@@ -237,6 +246,9 @@ class Kswapd:
         self._nap_until = None
         self.cpu_ns = 0.0
         self.last_reclaimed = 0
+        #: called as hook(order, reclaimed) after each balance_pgdat: kcompactd's wake-up
+        #: (wakeup_kcompactd(pgdat, alloc_order, highest_zoneidx) in kswapd_try_to_sleep)
+        self.after_balance_hooks = []
 
     def _settle_nap(self, woken):
         if self._nap_until is None:
@@ -288,6 +300,8 @@ class Kswapd:
         k._last_stats = k.core.stats()
         self._nap_until = k.now_ns + HZ_10_NS
         self.last_reclaimed = total
+        for hook in self.after_balance_hooks:
+            hook(order, total)
         return total
 
 
@@ -559,13 +573,15 @@ def shrink_node(kernel, nr_to_reclaim, *, may_swap=True, may_writepage=True, ord
     """Reclaim ``nr_to_reclaim`` pages from the node (direct reclaim at our level):
     the priority loop over the LRU lists and the slab shrinkers.  ``order`` is accepted
     for the allocator's slow path; reclaim itself is order-blind (as the classic LRU
-    is: compaction makes the contiguity).  Returns pages reclaimed."""
+    is: compaction makes the contiguity), except that for a costly order (> 3) the loop
+    stops at compaction_ready().  Returns pages reclaimed."""
     if isinstance(nr_to_reclaim, bool) or not isinstance(nr_to_reclaim, (int, np.integer)) or nr_to_reclaim < 0:
         raise ValueError(f"nr_to_reclaim {nr_to_reclaim!r} must be a non-negative integer")
     if not isinstance(order, int) or not 0 <= order <= kernel.buddy.max_order:
         raise ValueError(f"order {order!r} must be in 0..{kernel.buddy.max_order}")
     kernel._after_op_settle()
-    n = kernel.reclaim.do_try_to_free_pages(int(nr_to_reclaim), may_swap=may_swap, may_writepage=may_writepage)
+    n = kernel.reclaim.do_try_to_free_pages(int(nr_to_reclaim), may_swap=may_swap, may_writepage=may_writepage,
+                                            order=order)
     kernel._after_op()
     return n
 
