@@ -305,3 +305,30 @@ def test_migrate_file_page_moves_data_mapping_and_lru_place():
     assert (f.values() == before).all()
     assert dst in [p for p, _ in rc.lru_list(LRU["inactive_file"])]
     assert rc.migrate_file_page(src, dst) == -1        # src is no page-cache page now
+
+
+def test_mapped_file_pages_are_unmapped_by_reclaim_only_when_allowed():
+    k = kernel()
+    f = k.page_cache.create("lib.so", 64 * PAGE_SIZE)
+    f.read()
+    f.mmap()
+    k.check()
+    rc = k.reclaim.core
+    assert k.vmstat()["nr_mapped"] == 64
+    # may_unmap off: mapped pages are kept (sc->may_unmap)
+    assert rc.shrink_list(LRU["inactive_file"], 64, True, False, True, False) == 0
+    k.check()
+    assert f.cached().all()
+    # read once (PG_referenced) and mapped with the accessed bit: FOLIOREF_ACTIVATE
+    a0 = rc.stats()["pgactivate"]
+    assert rc.shrink_list(LRU["inactive_file"], 64, True, True, True, False) == 0
+    k.check()
+    assert rc.stats()["pgactivate"] - a0 == 64 and rc.lru_sizes()["nr_active_file"] == 64
+    # shrink_active_list: deactivated, accessed bits cleared
+    rc.shrink_list(LRU["active_file"], 64)
+    k.check()
+    # not accessed since: reclaimed (clean), unmapped (try_to_unmap)
+    freed = rc.shrink_list(LRU["inactive_file"], 64, True, True, True, False)
+    k.check()
+    assert freed == 64 and rc.stats()["x_file_unmapped"] == 64
+    assert k.vmstat()["nr_mapped"] == 0 and not f.cached().any()
