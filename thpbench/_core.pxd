@@ -140,6 +140,73 @@ cdef class TlbSim:
     cdef object _keep          # numpy arrays whose buffers s points into
     cdef public dict geometry  # structure name -> (n_sets, n_ways), as given
 
+# --- reclaim ---------------------------------------------------------------
+# The classic two-list LRU, the page cache and reclaim (mm/vmscan.c, mm/swap.c,
+# mm/workingset.c, mm/filemap.c); code in _reclaim.pxi, Python face in reclaim.py.
+# Declared before the mm section because MMCore holds a pointer to the LRU state
+# (NULL: no reclaim attached; the mm hooks then do nothing).
+cdef enum:
+    PF_FILE = 0x20            # MMCore.pflags: a page-cache page (owned by the reclaim layer)
+    PF_SLAB = 0x40            # MMCore.pflags: a slab page (dentry/inode/kmalloc caches)
+    LRU_INACTIVE_ANON = 0     # enum lru_list (include/linux/mmzone.h)
+    LRU_ACTIVE_ANON = 1
+    LRU_INACTIVE_FILE = 2
+    LRU_ACTIVE_FILE = 3
+    NR_LRU_LISTS = 4          # LRU_UNEVICTABLE is not modelled
+    # LruState.pg bits (struct page flags of the LRU)
+    PG_referenced = 0x01
+    PG_active = 0x02
+    PG_dirty = 0x04
+    PG_reclaim = 0x08
+    PG_workingset = 0x10
+    PG_young = 0x20           # file pages: stands for the accessed bit of the PTEs mapping it
+    RC_NR_STATS = 40
+
+cdef struct LruState:
+    int64_t nr_frames
+    int32_t *prev             # per folio head: the LRU neighbours (-1 none)
+    int32_t *next
+    uint8_t *lru              # 0 = on no list, else 1 + enum lru_list
+    uint8_t *pg               # PG_* bits above
+    int32_t *ino              # page-cache pages: inode number
+    int32_t *index            # page-cache pages: page index in the file
+    int32_t *fmapcount        # page-cache pages: mappings by processes (no PTEs: see _reclaim.pxi)
+    int64_t head[4]
+    int64_t tail[4]
+    int64_t nr[4]             # pages on each list
+    # the page cache: per inode, one entry per page index: >= 0 pfn, -1 empty, <= -2 shadow
+    int64_t **imap
+    uint64_t **idisk          # per inode: the file's data on disk (one value per page)
+    int64_t *isize            # pages
+    int32_t nr_inodes
+    int32_t inode_cap
+    int64_t nr_file_pages
+    int64_t nr_dirty
+    int64_t nr_mapped
+    int64_t nonresident_age   # lruvec->nonresident_age (mm/workingset.c)
+    # policy
+    int64_t wmark_low
+    int64_t wmark_high
+    int swappiness
+    int thp_swap              # 1: swap a THP whole (thp_swpout); 0: split first (2010)
+    int kswapd_wake           # set by an allocation that left free pages below low
+    int kswapd_order
+    int need_reclaim          # set by a failed order-0 allocation (the caller reclaims, retries)
+    int wake_flusher          # reclaim met dirty file pages it may not write
+    int64_t stat[40]
+
+cdef struct ScanControl:      # struct scan_control (mm/vmscan.c), the fields modelled
+    int64_t nr_to_reclaim
+    int64_t nr_reclaimed
+    int64_t nr_scanned
+    int priority
+    int may_writepage
+    int may_unmap
+    int may_swap
+    int order
+    int is_kswapd
+    int hibernation_mode
+
 # --- mm ---------------------------------------------------------------------
 # Page tables, rmap, per-page content and the fault / collapse / split state
 # machines (_mm.pxi).  A page-table entry (PTE or PMD) is one uint64: flag bits
@@ -230,6 +297,8 @@ cdef class MMCore:
     cdef int64_t wmark_min
     # counters
     cdef int64_t stat[40]
+    # reclaim (see the reclaim section): NULL = not attached
+    cdef LruState *lru
     # event log
     cdef MMEvent *ev
     cdef int64_t ev_len, ev_cap
@@ -463,8 +532,32 @@ cdef enum:
     GFP_NORETRY = 0x4             # __GFP_NORETRY
     GFP_KERNEL = 0x3              # GFP_KERNEL / GFP_HIGHUSER_MOVABLE: __GFP_RECLAIM
     GFP_HIGHUSER_MOVABLE = 0x3
-    PF_SPLIT_PIECE = 0x20         # pflags: an unmapped order-0 piece of a folio split for migration
+    PF_SPLIT_PIECE = 0x80         # pflags: an unmapped order-0 piece of a folio split for migration (0x20, 0x40: PF_FILE, PF_SLAB)
     FLOG_FIELDS = 8               # THP fault log row: mm, vpn, ok, stalls, scanned, migrated, failed, result
     MM_COMPACT_PRIO_SYNC_FULL = 0 # enum compact_priority
     MM_COMPACT_PRIO_SYNC_LIGHT = 1
     MM_COMPACT_PRIO_ASYNC = 2
+
+# --- reclaim (classes) ---------------------------------------------------------------
+cdef class ReclaimCore:
+    cdef MMCore mm
+    cdef LruState s
+    cdef int32_t *alive_mms   # scratch: live mm ids, refreshed per reclaim call
+    cdef int nr_alive
+    cdef void refresh_alive(self) noexcept nogil
+    cdef int anon_referenced(self, pfn_t head, bint clear) noexcept nogil
+    cdef int swap_out_folio(self, pfn_t head) noexcept nogil
+    cdef void free_file_page(self, pfn_t pfn, bint shadow) noexcept nogil
+    cdef pfn_t file_page_new(self, int32_t ino, int64_t idx) noexcept nogil
+    cdef void mark_accessed(self, pfn_t pfn) noexcept nogil
+    cdef int _inode_range(self, int32_t ino, int64_t start, int64_t n) except -1
+    cdef void write_file_page(self, pfn_t pfn) noexcept nogil
+    cdef bint inactive_is_low(self, int inactive_lru) noexcept nogil
+    cdef void rotate(self, pfn_t p, int L) noexcept nogil
+    cdef void activate(self, pfn_t p, int inactive_L) noexcept nogil
+    cdef pfn_t *isolate(self, int L, int64_t nr_to_scan, int64_t *cnt) noexcept nogil
+    cdef int64_t shrink_active_list(self, int64_t nr_to_scan, int L) noexcept nogil
+    cdef int check_references(self, pfn_t p, bint file) noexcept nogil
+    cdef int64_t shrink_folio(self, pfn_t p, int L, ScanControl *sc) noexcept nogil
+    cdef int64_t shrink_inactive_list(self, int64_t nr_to_scan, int L, ScanControl *sc) noexcept nogil
+    cdef void shrink_lruvec_c(self, ScanControl *sc) noexcept nogil

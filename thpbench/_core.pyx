@@ -12,12 +12,15 @@ read on its own:
 * ``_mm_compaction.pxi`` -- compaction in the simulated kernel: the MMCore mover, the
   allocator slow path with direct compaction (mm/page_alloc.c), the THP fault log.
 
+* ``_reclaim.pxi`` -- LRU lists, page cache, reclaim (mm/vmscan.c, mm/workingset.c).
+
 Policy that a user might want to change arrives as parameters; the Python modules
 (``mm.py``, ``tlb.py``, ``virt.py``) hold the rest.
 """
 
 include "_buddy.pxi"
 include "_mm.pxi"
+include "_reclaim.pxi"
 include "_tlb.pxi"
 include "_compaction.pxi"
 include "_mm_compaction.pxi"

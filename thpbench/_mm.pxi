@@ -13,10 +13,13 @@
 # * refcount == mapcount except for pins (pincount, _mm_compaction.pxi); no swap cache
 #   (a swapped-in page is a private copy);
 # * "shared" means mapped more than once (page_mapcount() > 1, the pre-6.15 rule);
-# * direct reclaim is shrink_slab() of the deferred-split shrinker only (no LRU
-#   reclaim), or the kernel's hook; the slow path with direct compaction is in
-#   _mm_compaction.pxi: an order-0 fault below the min watermark with nothing to
-#   shrink is an OOM;
+# * direct reclaim inside the allocator is shrink_slab() of the deferred-split shrinker
+#   (or the kernel's hook); the slow path with direct compaction is in
+#   _mm_compaction.pxi.  LRU reclaim lives in _reclaim.pxi / reclaim.py: with a
+#   ReclaimCore attached (self.lru), an allocation below the low watermark sets
+#   lru.kswapd_wake (bulk loops pause so that kswapd runs), and a failed order-0
+#   allocation sets lru.need_reclaim: the Python caller reclaims and retries.  An
+#   order-0 fault with nothing to reclaim is an OOM;
 # * rmap walks visit every mm of a fork family at page->index, so mremap of pages
 #   shared with another mm is refused.
 
@@ -290,6 +293,10 @@ cdef class MMCore:
         self.khugepaged_defrag = khugepaged_defrag
         self.wmark_min = wmark_min
 
+    def count_oom(self):
+        """Count an OOM kill (oom_kill) that reclaim.py decided after direct reclaim failed."""
+        self.stat[S_OOM_KILL] += 1
+
     def stats(self):
         return {MM_STAT_NAMES[i]: self.stat[i] for i in range(S_NR_STATS)}
 
@@ -317,12 +324,21 @@ cdef class MMCore:
         self.ac_migrated = 0
         self.ac_failed = 0
         self.ac_result = -1
+        if self.lru != NULL and self.z.nr_free_pages - ((<int64_t>1) << order) < self.lru.wmark_low:
+            # reclaim: the low watermark failed: wake_all_kswapds() (kswapd runs in reclaim.py)
+            self.lru.kswapd_wake = 1
+            if order > self.lru.kswapd_order:
+                self.lru.kswapd_order = order
         # the first get_page_from_freelist() is at ALLOC_WMARK_LOW
         pfn = mm_get_page_from_freelist(self, order, mt, self.wmark_low if self.wmark_low > self.wmark_min
                                         else self.wmark_min)
         if pfn >= 0:
             return pfn
-        return mm_alloc_slowpath(self, order, mt, gfp)
+        pfn = mm_alloc_slowpath(self, order, mt, gfp)
+        if pfn < 0 and self.lru != NULL and order == 0 and (gfp & GFP_DIRECT_RECLAIM):
+            # reclaim: the caller (thpbench/reclaim.py) runs LRU direct reclaim and retries
+            self.lru.need_reclaim = 1
+        return pfn
 
     cdef int64_t alloc_pt(self) noexcept nogil:
         """pte_alloc_one(): a PTE-table page from the buddy (unmovable) and a table slot."""
@@ -406,6 +422,9 @@ cdef class MMCore:
         self.emap[head] = 0
         self.pflags[head] = PF_ANON
         self.stat[S_NR_ANON_PAGES] += nr
+        if self.lru != NULL:
+            # reclaim: folio_add_lru_vma(): new anon folios start on the inactive list (5.9+)
+            lru_add(self.lru, head, nr, LRU_INACTIVE_ANON, False)
 
     cdef void dq_add(self, pfn_t head) noexcept nogil:
         if self.pflags[head] & PF_DEFERRED:
@@ -455,6 +474,8 @@ cdef class MMCore:
         # a pin does not outlive the folio here (no refcount apart from the mapcount)
         memset(&self.pincount[head], 0, ((<size_t>1) << order) * sizeof(int32_t))
         self.dq_del(head)
+        if self.lru != NULL:
+            lru_del(self.lru, head, (<int64_t>1) << order)      # reclaim: off its LRU list
         self.pflags[head] = 0
         self.stat[S_NR_ANON_PAGES] -= (<int64_t>1) << order
         zone_free(self.z, head, order)
@@ -959,8 +980,12 @@ cdef class MMCore:
                 r = self.fault_c(mmid, vpns[i], write, val)
                 if r != F_OK:
                     break
+                if self.lru != NULL and self.lru.kswapd_wake:
+                    # reclaim: pause so that kswapd runs (reclaim.py), the caller resumes
+                    with gil:
+                        return i + 1, F_OK
         if r != F_OK:
-            if r == F_OOM:
+            if r == F_OOM and (self.lru == NULL or not self.lru.need_reclaim):
                 self.stat[S_OOM_KILL] += 1
             return i, r
         return n, F_OK
@@ -976,7 +1001,9 @@ cdef class MMCore:
                     break
                 done += 1
                 v += stride
-        if r == F_OOM:
+                if self.lru != NULL and self.lru.kswapd_wake:
+                    break           # reclaim: pause for kswapd; the caller resumes
+        if r == F_OOM and (self.lru == NULL or not self.lru.need_reclaim):
             self.stat[S_OOM_KILL] += 1
         return done, r
 
@@ -1439,6 +1466,8 @@ cdef class MMCore:
             self.pflags[h] = PF_ANON
             h += step
         self.z.nr_alloc += nr // step - 1
+        if self.lru != NULL:
+            lru_split(self.lru, head, nr, step)     # reclaim: lru_add_split_folio()
         h = head
         while h < head + nr:
             if self.fmap[h] == 0:
@@ -1544,6 +1573,8 @@ cdef class MMCore:
             self.rmap_fam[dst + i] = self.rmap_fam[src + i]
             self.rmap_vpn[dst + i] = self.rmap_vpn[src + i]
             self.pincount[dst + i] = 0
+        if self.lru != NULL:
+            lru_replace(self.lru, src, dst)         # reclaim: the new folio takes the old one's LRU place
         self.fmap[dst] = self.fmap[src]
         self.emap[dst] = self.emap[src]
         self.dq_del(src)
@@ -1646,7 +1677,7 @@ cdef class MMCore:
         cdef int m, vi
         cdef MMStruct *mm
         cdef int64_t pi, i, slot, rss, nswap, vpn, pfn, head, nr, sum_p, anon_pages = 0, nthps = 0, pts = 0
-        cdef int64_t allocated = 0, hz = 0
+        cdef int64_t allocated = 0, hz = 0, other = 0
         cdef uint64_t pmd, ent
         for m in range(self.max_mms):
             mm = &self.mms[m]
@@ -1747,6 +1778,8 @@ cdef class MMCore:
                 if exp_emap[pfn] > 0:
                     nthps += 1
                 anon_pages += nr
+            elif self.pflags[pfn] & (PF_FILE | PF_SLAB):
+                other += nr         # reclaim: page cache and slab pages (checked by ReclaimCore.check)
             else:
                 raise InvariantError(f"allocated block at pfn {pfn} (order {z.frame[pfn].order}) has no owner")
             for i in range(pfn + 1, pfn + nr):
@@ -1757,8 +1790,9 @@ cdef class MMCore:
             pfn += nr
         if allocated != n - z.nr_free_pages:
             raise InvariantError(f"allocated blocks hold {allocated} frames, zone says {n - z.nr_free_pages}")
-        if anon_pages + pts + hz != allocated:
-            raise InvariantError(f"page conservation: anon {anon_pages} + page tables {pts} + huge zero {hz} != used {allocated}")
+        if anon_pages + pts + hz + other != allocated:
+            raise InvariantError(f"page conservation: anon {anon_pages} + page tables {pts} + huge zero {hz}"
+                                 f" + page cache/slab {other} != used {allocated}")
         if pts != self.pt_used or pts != self.stat[S_NR_PAGETABLE]:
             raise InvariantError(f"{pts} page-table pages allocated, {self.pt_used} tables in use")
         for slot in range(self.pt_cap):

@@ -55,10 +55,15 @@ cdef void mm_push_piece(MMCore m, pfn_t pfn) noexcept nogil:
 # ---------------------------------------------------------------------------
 
 cdef int mm_migrate_one(MMCore m, pfn_t src, pfn_t dst, int order) noexcept nogil:
-    # migrate_folio_unmap() + migrate_folio_move() for an anon folio: refuse what cannot
-    # move (not anon, a page table, the huge zero folio, an extra reference), else move
-    # the owner's state; the caller (compaction's core) moves the buddy state
+    # migrate_folio_unmap() + migrate_folio_move() for an anon folio or a page-cache
+    # page: refuse what cannot move (slab, a page table, the huge zero folio, an extra
+    # reference), else move the owner's state; the caller (compaction's core) moves the
+    # buddy state
     cdef uint8_t fl = m.pflags[src]
+    if (fl & PF_FILE) and order == 0 and not mm_folio_pinned(m, src):
+        # a page-cache page (reclaim's page cache): its data, mapping entry and LRU place
+        # move (folio_migrate_mapping + folio_migrate_flags); 0 or -1
+        return 0 if migrate_file_page_c(m, src, dst) == 0 else 1
     if not (fl & PF_ANON) or (fl & (PF_PGTABLE | PF_HUGE_ZERO)) or mm_folio_pinned(m, src):
         if order == HPAGE_PMD_ORDER:
             m.stat[S_THP_MIGRATION_FAIL] += 1
@@ -109,6 +114,8 @@ cdef int mm_split_for_migration(MMCore m, pfn_t head, int order) noexcept nogil:
         if m.fmap[i] == 0:
             m.pflags[i] |= PF_SPLIT_PIECE
             mm_push_piece(m, i)
+    if m.lru != NULL:
+        lru_split(m.lru, head, nr, 1)       # reclaim: lru_add_split_folio(), order-0 pieces
     m.stat[S_MIGRATION_SPLIT] += 1
     if order == HPAGE_PMD_ORDER:
         m.stat[S_THP_MIGRATION_SPLIT] += 1

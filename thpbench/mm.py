@@ -29,15 +29,16 @@ Simplifications (the model is a model):
   per-page count that blocks migration and splitting, and does not outlive the folio;
 * "shared" PTEs for ``max_ptes_shared`` are pages mapped more than once
   (``page_mapcount() > 1``, the rule before 6.15's folio_maybe_mapped_shared);
-* direct reclaim is only ``shrink_slab()`` of the deferred-split shrinker (behind
-  ``Kernel._direct_reclaim``): no LRU reclaim and no kswapd (a kswapd wakeup resets
-  compaction's skip bits and wakes kcompactd, as kswapd does before it sleeps).  An
-  order-0 allocation below the min watermark with nothing to shrink is an OOM (raised
-  as :class:`OutOfMemory`);
+* reclaim (``lru_reclaim=True``, the default; :mod:`thpbench.reclaim`): LRU lists,
+  the page cache, slab caches, kswapd between the low and high watermarks, and direct
+  reclaim: an order-0 allocation that fails runs LRU direct reclaim after the core
+  returns and is retried (inside the allocator's slow path only the deferred-split
+  shrinker runs, ``Kernel._direct_reclaim``; a THP allocation gets compaction, not LRU
+  reclaim).  With nothing reclaimable it is an OOM (raised as :class:`OutOfMemory`);
 * compaction (``compaction=True``, the default): direct compaction in the allocator's
   slow path as ``vma_thp_gfp_mask()`` allows, kcompactd on the clock (its own CPU),
-  ``compact_memory()``; see :class:`Kernel` and ``thpbench.compaction`` for what is
-  simplified there;
+  woken when kswapd goes to sleep, and ``compact_memory()``; see :class:`Kernel` and
+  ``thpbench.compaction`` for what is simplified there;
 * ``munmap`` of a range where nothing is mapped raises (Linux returns 0), and
   ``madvise``/``mprotect`` over a hole raise (Linux: -ENOMEM) instead of applying to
   the mapped parts;
@@ -686,11 +687,20 @@ class Process:
     def _touch(self, vpns, write, vals):
         k = self.kernel
         k._khugepaged_enter(self)
-        if vals is None:
-            done, st = k.core.touch(self.pid, vpns, bool(write), None, True)
-        else:
-            done, st = k.core.touch(self.pid, vpns, bool(write), vals, False)
-        k._after_op()
+        done = 0
+        while True:
+            if vals is None:
+                d, st = k.core.touch(self.pid, vpns[done:], bool(write), None, True)
+            else:
+                d, st = k.core.touch(self.pid, vpns[done:], bool(write), vals[done:], False)
+            done += d
+            k._after_op()
+            # reclaim: a failed allocation runs direct reclaim, then the fault is retried
+            if st == _F_OK and done < len(vpns):
+                continue                # paused for kswapd (reclaim)
+            if st == _F_OOM and k._retry_after_reclaim():
+                continue
+            break
         if st != _F_OK:
             self._raise_fault(st, vpns[done], done)
         return done
@@ -704,9 +714,17 @@ class Process:
             raise ValueError(f"stride {stride} must be a positive multiple of {PAGE_SIZE}")
         k = self.kernel
         k._khugepaged_enter(self)
-        done, st = k.core.touch_range(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, bool(write),
-                                      stride >> PAGE_SHIFT)
-        k._after_op()
+        done = 0
+        while True:
+            d, st = k.core.touch_range(self.pid, (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT),
+                                       end >> PAGE_SHIFT, bool(write), stride >> PAGE_SHIFT)
+            done += d
+            k._after_op()
+            if st == _F_OK and (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT) < end >> PAGE_SHIFT:
+                continue                # paused for kswapd (reclaim)
+            if st == _F_OOM and k._retry_after_reclaim():     # reclaim: direct reclaim, retry
+                continue
+            break
         if st != _F_OK:
             self._raise_fault(st, (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT), done)
         return done
@@ -869,15 +887,20 @@ class Kernel:
     ``__GFP_NORETRY`` it gives up on COMPACT_SKIPPED/DEFERRED), a kswapd wakeup where
     it only allows ``__GFP_KSWAPD_RECLAIM`` (defer modes).  Its stall is charged to the
     clock (``scan_pfn_ns``, ``copy_page_ns``, ``migrate_overhead_ns``) and shows in
-    :meth:`thp_fault_latencies`.  Simplified: kswapd is not simulated yet, so
-    :meth:`_wake_kswapd` wakes kcompactd directly (as kswapd does when it goes to
-    sleep) and :meth:`_direct_reclaim` runs the deferred-split shrinker only; kcompactd
-    runs on its own CPU (``kcompactd_cpu_ns``), not the faulting task's clock.
+    :meth:`thp_fault_latencies`.  kcompactd is woken when kswapd goes to sleep
+    (:meth:`_wake_kswapd`), runs on its own CPU (``kcompactd_cpu_ns``), not the faulting
+    task's clock; inside the slow path :meth:`_direct_reclaim` runs the deferred-split
+    shrinker only (LRU direct reclaim runs after the operation and the fault is retried).
+
+    lru_reclaim : attach LRU reclaim, kswapd, the page cache and slab caches
+        (thpbench.reclaim; default True).  False gives the model where the deferred-split
+        shrinker is the only reclaim.
     """
 
     def __init__(self, mem_bytes=1 << 30, *, swap_bytes=None, virtual_bytes=128 << 30, thp=None,
                  costs: CostModel | None = None, min_free_kbytes=None, max_processes=256,
-                 max_order=10, pageblock_order=9, grouping=True, vm=None, compaction=True):
+                 max_order=10, pageblock_order=9, grouping=True, vm=None, compaction=True,
+                 lru_reclaim=True):
         mem_bytes = _as_int(mem_bytes, "mem_bytes")
         virtual_bytes = _as_int(virtual_bytes, "virtual_bytes")
         if mem_bytes < 16 * HPAGE_PMD_SIZE:
@@ -924,8 +947,20 @@ class Kernel:
         self._thp_faults: list[np.ndarray] = []
         _mm_set_reclaim_hook(self.core, self._direct_reclaim)
         self.vm_sysctl = VmSysctl(self, vm)
+
+        self.reclaim = None
+        self._in_reclaim = False
         self.sysfs = ThpSysfs(self, thp)
         self._apply_policy()
+        # reclaim, kswapd, the page cache and slab caches (thpbench/reclaim.py)
+        # (lru_reclaim=False: the pre-reclaim model, where the deferred-split shrinker is
+        # the only reclaim; no page cache, no kswapd)
+        if lru_reclaim:
+            from thpbench.reclaim import attach
+            attach(self)
+            # kswapd_try_to_sleep(): after balancing, kswapd resets compaction's skip bits
+            # and wakes kcompactd (wakeup_kcompactd) for the order it was woken for
+            self.kswapd.after_balance_hooks.append(self._kswapd_try_to_sleep)
 
     def __repr__(self):
         return (f"Kernel(mem={self.nr_pages * 4 // 1024} MiB, free={self.buddy.nr_free_pages} pages, "
@@ -965,6 +1000,8 @@ class Kernel:
                              v["khugepaged/max_ptes_swap"], v["khugepaged/max_ptes_shared"],
                              v["khugepaged/defrag"], self.watermarks["min"])
         self._apply_compaction_policy()
+        if getattr(self, "reclaim", None) is not None:
+            self.reclaim.apply_policy()          # reclaim: watermarks follow min_free_kbytes
 
     # -- compaction: policy, kswapd/reclaim hooks, kcompactd -------------------------------
     def _apply_compaction_policy(self):
@@ -978,16 +1015,30 @@ class Kernel:
 
     def _wake_kswapd(self, order) -> None:
         """wakeup_kswapd(order) from the allocator slow path (any allocation that misses
-        the low watermark and may wake kswapd).  kswapd is not simulated yet: do what it
-        does when it goes to sleep (``kswapd_try_to_sleep`` in ``mm/vmscan.c``): clear
-        compaction's pageblock skip bits if a compaction's scanners met since
-        (``reset_isolation_suitable``) and wake kcompactd for ``order``.  The reclaim
-        model replaces this with its kswapd (which then does both itself)."""
+        the low watermark and may wake kswapd).  Below the low watermark kswapd reclaims
+        (``balance_pgdat``, thpbench.reclaim) and then, going to sleep, wakes kcompactd;
+        on a zone whose order-0 watermarks are met kswapd has nothing to reclaim and, as
+        ``wakeup_kswapd()`` does for a balanced node, only hands the order to kcompactd."""
+        if self.reclaim is not None and self.buddy.nr_free_pages < self.watermarks["low"]:
+            if self._in_reclaim:               # kswapd (or direct reclaim) is running already
+                return
+            self._in_reclaim = True
+            try:
+                self.kswapd.wakeup(order)      # its after-balance hook: _kswapd_try_to_sleep
+            finally:
+                self._in_reclaim = False
+        else:
+            self._kswapd_try_to_sleep(order)
+
+    def _kswapd_try_to_sleep(self, order, reclaimed=0) -> None:
+        """What kswapd does when it goes to sleep (``kswapd_try_to_sleep`` in
+        ``mm/vmscan.c``): clear compaction's pageblock skip bits if a compaction's
+        scanners met since (``reset_isolation_suitable``) and wake kcompactd for ``order``."""
         if not self.compaction:
             return
-        # kswapd_try_to_sleep(): "When kswapd is going to sleep, it is reasonable to
-        # assume that pages and compaction may succeed so reset the cache", then
-        # "now we should compact it to make allocation of the requested order possible"
+        # "When kswapd is going to sleep, it is reasonable to assume that pages and
+        # compaction may succeed so reset the cache", then "now we should compact it to
+        # make allocation of the requested order possible"
         self.compaction_state.reset_isolation_suitable(self.buddy)
         if order > 0:
             self.kcompactd.wakeup(order, max(self.now_ns, self.kcompactd.now_ns))
@@ -1140,6 +1191,51 @@ class Kernel:
             nxt = self._kcompactd_next_ns()
             if nxt is not None and nxt <= self.now_ns:
                 self._run_kcompactd(self.now_ns)
+
+        if self.reclaim is not None and not self._in_reclaim:
+            # reclaim: an allocation below the low watermark woke kswapd (or the flusher)
+            self._in_reclaim = True
+            try:
+                self.reclaim.after_op()
+            finally:
+                self._in_reclaim = False
+
+    def _after_op_settle(self):
+        """Account the operations so far without waking kswapd (reclaim.py)."""
+        guard, self._in_reclaim = self._in_reclaim, True
+        try:
+            self._after_op()
+        finally:
+            self._in_reclaim = guard
+
+    def _retry_after_reclaim(self) -> bool:
+        """reclaim: after a fault failed for memory, run direct reclaim if the core asked
+        for it; True = retry the fault, False = a real OOM (counted as oom_kill)."""
+        if self.reclaim is None:
+            return False
+        need = self.reclaim.consume_need()
+        if need and self.reclaim.direct_reclaim():
+            return True
+        if need:
+            self.core.count_oom()
+        return False
+
+    # -- reclaim (thpbench/reclaim.py) -------------------------------------------------
+    def shrink_node(self, nr_to_reclaim, *, may_swap=True, may_writepage=True, order=0) -> int:
+        """Reclaim nr_to_reclaim pages (mm/vmscan.c shrink_node / do_try_to_free_pages);
+        returns pages reclaimed.  See thpbench.reclaim."""
+        from thpbench.reclaim import shrink_node
+        return shrink_node(self, nr_to_reclaim, may_swap=may_swap, may_writepage=may_writepage, order=order)
+
+    def shrink_all_memory(self, nr_pages) -> int:
+        """The hibernation path (mm/vmscan.c shrink_all_memory); returns pages freed."""
+        from thpbench.reclaim import shrink_all_memory
+        return shrink_all_memory(self, nr_pages)
+
+    def drop_caches(self, mode) -> dict:
+        """echo mode > /proc/sys/vm/drop_caches (1, 2 or 3)."""
+        from thpbench.reclaim import drop_caches
+        return drop_caches(self, mode)
 
     def events(self) -> pd.DataFrame:
         """The mm event log: t_ns, kind (collapse, split_pmd, zap, mprotect, migrate, cow,
@@ -1391,6 +1487,8 @@ class Kernel:
             out[k] = cs[k]
         out["nr_free_pages"] = self.buddy.nr_free_pages
         out["nr_anon_pages"] = st["nr_anon_pages"]
+        if self.reclaim is not None:
+            out.update(self.reclaim.stats())
         return out
 
     def meminfo(self) -> dict:
@@ -1400,7 +1498,18 @@ class Kernel:
                 "AnonPages": st["nr_anon_pages"] * 4,
                 "AnonHugePages": st["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE // 1024,
                 "PageTables": st["nr_page_table_pages"] * 4,
-                "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4}
+                "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4,
+                **self._reclaim_meminfo()}
+
+    def _reclaim_meminfo(self) -> dict:
+        if self.reclaim is None:
+            return {}
+        r = self.reclaim.core
+        lru = r.lru_sizes()
+        return {"Cached": r.nr_file_pages * 4, "Dirty": r.nr_dirty * 4, "Mapped": r.nr_mapped * 4,
+                "Active(anon)": lru["nr_active_anon"] * 4, "Inactive(anon)": lru["nr_inactive_anon"] * 4,
+                "Active(file)": lru["nr_active_file"] * 4, "Inactive(file)": lru["nr_inactive_file"] * 4,
+                "SReclaimable": self.slab.nr_pages(True) * 4, "SUnreclaim": self.slab.nr_pages(False) * 4}
 
     def vmstat_text(self) -> str:
         """/proc/vmstat's format: one "name value" line per counter."""
@@ -1430,6 +1539,9 @@ class Kernel:
         page conservation, the deferred split queue, VMAs vs the core."""
         self.core.check()
         _mm_check_compaction(self.core)
+
+        if self.reclaim is not None:
+            self.reclaim.check()
         for pid, p in self.processes.items():
             vs = sorted(p.vmas, key=lambda v: v.start)
             for a, b in zip(vs, vs[1:]):

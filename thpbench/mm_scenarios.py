@@ -80,7 +80,8 @@ def compare_fault_modes(mem_mib=128, idle_mib=100, region_mib=24, max_ptes_none=
     for enabled in ("never", "madvise", "always"):
         for defrag in ("always", "defer", "defer+madvise", "madvise", "never"):
             k = Kernel(mem_mib * MiB, thp={"enabled": "always", "defrag": "always",
-                                          "khugepaged/max_ptes_none": max_ptes_none}, compaction=compaction)
+                                          "khugepaged/max_ptes_none": max_ptes_none}, compaction=compaction,
+                       lru_reclaim=False)     # the deferred-split shrinker alone, as described
             idle = k.spawn()
             b = idle.mmap(idle_mib * MiB)
             idle.touch_range(b, idle_mib * MiB, stride=HPAGE_PMD_SIZE)      # writes: the value stored...
@@ -126,7 +127,7 @@ def sparse_collapse(max_ptes_none=511, fill=0.2, region_mib=32, mem_mib=128, see
     if not 0 < fill <= 1:
         raise ValueError(f"fill {fill} must be in (0, 1]")
     rng = np.random.default_rng(seed)
-    k = Kernel(mem_mib * MiB, thp={"enabled": "madvise", "khugepaged/max_ptes_none": int(max_ptes_none)})
+    k = Kernel(mem_mib * MiB, thp={"enabled": "madvise", "khugepaged/max_ptes_none": int(max_ptes_none)}, lru_reclaim=False)
     p = k.spawn()
     a = p.mmap(region_mib * MiB)
     n = region_mib * MiB // PAGE_SIZE
@@ -193,7 +194,7 @@ def bloat_scenario(policy="Linux default (max_ptes_none=511)", mem_mib=256, fill
     if policy not in BLOAT_POLICIES:
         raise ValueError(f"unknown policy {policy!r}; allowed: {', '.join(BLOAT_POLICIES)}")
     rng = np.random.default_rng(seed)
-    k = Kernel(mem_mib * MiB, thp={"enabled": "always", **BLOAT_POLICIES[policy]})
+    k = Kernel(mem_mib * MiB, thp={"enabled": "always", **BLOAT_POLICIES[policy]}, lru_reclaim=False)
     p = k.spawn()
     timeline = []
 
