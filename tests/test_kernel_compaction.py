@@ -343,7 +343,11 @@ def test_gorman_shaped_table_compaction_on_beats_off():
     assert off["attempts"] == on["attempts"] == 57
     assert on["huge_pages"] > off["huge_pages"] > 0
     assert off["pgmigrate_success"] == 0 and on["pgmigrate_success"] > 0
-    assert 0 < on["success_rate"] <= 1 and (df["pages_reclaimed"] == 0).all()
+    assert 0 < on["success_rate"] <= 1
+    # fallback pages are given back and the aged process fits: no memory pressure, so
+    # kswapd and direct reclaim steal nothing (THP allocations compact, they do not
+    # reclaim: the kernel lost lumpy reclaim in 3.5)
+    assert (df["pages_reclaimed"] == 0).all()
     # direct compaction (defrag=always) also gains over no compaction
     da = gorman_hugepage_allocation(mem_mib=128, seed=2).set_index("compaction")
     assert da.loc[True, "huge_pages"] > da.loc[False, "huge_pages"] and da.loc[True, "compact_stall"] > 0

@@ -10,8 +10,8 @@
   pages with compaction on and off and report the success rate.
 
 Simplified: aging is one process's random frees (no kernel build, no page cache or
-slab: the reclaim part of issue 4 brings those; ``pages_reclaimed`` stays 0 until its
-reclaim plugs into ``Kernel._direct_reclaim``).
+slab; ``thpbench.reclaim.kernel_build_mix`` ages with those).  ``pages_reclaimed`` counts
+what kswapd and direct reclaim stole (``pgsteal_kswapd + pgsteal_direct``).
 """
 from __future__ import annotations
 
@@ -106,8 +106,8 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
     compaction up to its synchronous priorities; a THP fault runs async compaction
     only, so the model's rates are a lower bound of his.)  Returns one row per setting:
     compaction, attempts (huge pages asked for), huge_pages (obtained), success_rate,
-    compact_stall, compact_success, pgmigrate_success, pages_reclaimed (0: no reclaim
-    model yet), time_ms (the faulting task's simulated time).
+    compact_stall, compact_success, pgmigrate_success, pages_reclaimed (pgsteal_kswapd +
+    pgsteal_direct), time_ms (the faulting task's simulated time).
     """
     target = _fraction(target, "target")
     rows = []
@@ -143,8 +143,9 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
                      "compact_stall": vs["compact_stall"] - before["compact_stall"],
                      "compact_success": vs["compact_success"] - before["compact_success"],
                      "pgmigrate_success": vs["pgmigrate_success"] - before["pgmigrate_success"],
-                     # the reclaim model's direct/kswapd reclaim counters go here once it is wired
-                     "pages_reclaimed": 0, "time_ms": (k.now_ns - t0) / 1e6})
+                     # pages reclaimed to get them: what kswapd and direct reclaim stole
+                     "pages_reclaimed": sum(vs[c] - before[c] for c in ("pgsteal_kswapd", "pgsteal_direct")),
+                     "time_ms": (k.now_ns - t0) / 1e6})
     return pd.DataFrame(rows)
 
 

@@ -1045,8 +1045,13 @@ class Kernel:
 
     def _direct_reclaim(self, order) -> int:
         """__perform_reclaim() of the allocator slow path (called from the core, for an
-        allocation of ``order`` that failed the min watermark).  Today: the deferred-split
-        shrinker until the request would fit; the reclaim model plugs in here.  Returns
+        allocation of ``order`` that failed the min watermark).  First the deferred-split
+        shrinker until the request would fit; then, for a huge page (order >
+        PAGE_ALLOC_COSTLY_ORDER: a THP fault or collapse whose gfp allows direct reclaim),
+        LRU reclaim (try_to_free_pages) until compaction is ready, as
+        ``should_continue_reclaim()`` keeps a costly order's reclaim going.  Order-0
+        allocations are not reclaimed for here: the core asks its caller to reclaim after
+        the operation and retry (a CoW fault holds its source page meanwhile).  Returns
         the pages freed.
 
         It runs INSIDE the core's fault loop (called back with the GIL from nogil code,
@@ -1055,7 +1060,16 @@ class Kernel:
         exception is re-raised after the operation and the allocation fails).  The
         faulting page of a CoW fault is held by the core across this call (the kernel
         holds a reference): reclaim must not unmap or free pages it cannot see are busy."""
-        return _mm_shrink_for(self.core, order)
+        freed = _mm_shrink_for(self.core, order)
+        if self.reclaim is not None and order > 3 and not self._in_reclaim:
+            # THP allocations do not hold a page across the allocation (collapse re-reads
+            # its PTEs after allocating), so LRU reclaim may run here
+            self._in_reclaim = True
+            try:
+                freed += self.reclaim.do_try_to_free_pages(2 << order, order=order)
+            finally:
+                self._in_reclaim = False
+        return freed
 
     def _run_kcompactd(self, t) -> None:
         """Let kcompactd run up to time t (its wakeups and proactive checks); its CPU

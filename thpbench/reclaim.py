@@ -233,6 +233,9 @@ class Reclaim:
         return True
 
 
+PAGE_ALLOC_COSTLY_ORDER = 3     # include/linux/mmzone.h
+
+
 class Kswapd:
     """kswapd0: balance_pgdat() between the low and high watermarks on the simulated
     clock.  ``wakeup(order)`` (wakeup_kswapd) runs it when free pages are below low;
@@ -275,6 +278,11 @@ class Kswapd:
         r.counters["pageoutrun"] += 1
         self.runs += 1
         high = k.watermarks["high"]
+        if order > PAGE_ALLOC_COSTLY_ORDER:
+            # kswapd_shrink_node(): for a costly order kswapd reclaims compact_gap(order)
+            # = 2 << order pages beyond the watermark, then balances for order 0 and
+            # leaves the huge page to kcompactd (woken as it goes to sleep)
+            high += 2 << order
         k._after_op_settle()
         st0 = r.core.stats()
         c0 = k.core.stats()
