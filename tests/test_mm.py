@@ -333,8 +333,10 @@ def test_watermarks_follow_min_free_kbytes():
 
 
 def test_khugepaged_alloc_failure_sleeps_alloc_sleep_millisecs():
+    # without LRU reclaim: kswapd would free the filler's memory and kcompactd assemble
+    # the huge pages, and the collapse would not keep failing (that is tested elsewhere)
     k = Kernel(64 * MiB, thp={"enabled": "madvise", "khugepaged/defrag": 0,
-                              "khugepaged/scan_sleep_millisecs": 100})
+                              "khugepaged/scan_sleep_millisecs": 100}, lru_reclaim=False)
     p = k.spawn()
     a = p.mmap(2 * HPAGE_PMD_SIZE)
     p.touch_range(a, 2 * HPAGE_PMD_SIZE)
@@ -449,3 +451,30 @@ def test_madvise_collapse_stops_at_an_error_and_reports_errno():
     p.madvise(a + 2 * HPAGE_PMD_SIZE, HPAGE_PMD_SIZE, "MADV_HUGEPAGE")
     assert p.madvise(a + 2 * HPAGE_PMD_SIZE, HPAGE_PMD_SIZE, "MADV_COLLAPSE") == 0
     k.check()
+
+
+def test_khugepaged_collapse_succeeds_once_kswapd_and_kcompactd_made_room():
+    """The scenario above with LRU reclaim: the filler's allocations wake kswapd, which
+    reclaims past the high watermark (swapping out cold pages, some of them the
+    collapse candidate's; they come back when the process touches them again), so
+    khugepaged's collapse finds its huge pages."""
+    k = Kernel(64 * MiB, thp={"enabled": "madvise", "khugepaged/defrag": 0,
+                              "khugepaged/scan_sleep_millisecs": 100})
+    p = k.spawn()
+    a = p.mmap(2 * HPAGE_PMD_SIZE)
+    p.touch_pages(np.arange(a, a + 2 * HPAGE_PMD_SIZE, PAGE_SIZE), values=np.arange(1024) + 3)
+    filler = k.spawn()
+    n = k.buddy.nr_free_pages - k.watermarks["low"] + 64          # below low: kswapd wakes
+    f = filler.mmap(n * PAGE_SIZE)
+    filler.madvise(f, n * PAGE_SIZE, "MADV_NOHUGEPAGE")
+    filler.touch_range(f, n * PAGE_SIZE)
+    k.check()
+    assert k.kswapd.runs > 0 and k.vmstat()["pgsteal_kswapd"] > 0
+    # swap the cold pages back in, writing them (a read fault on a swap entry maps the
+    # page read-only, and khugepaged needs a writable PTE: SCAN_PAGE_RO)
+    p.touch_pages(np.arange(a, a + 2 * HPAGE_PMD_SIZE, PAGE_SIZE), values=np.arange(1024) + 3)
+    p.madvise(a, 2 * HPAGE_PMD_SIZE, "MADV_HUGEPAGE")
+    k.advance(61_000_000_000)
+    k.check()
+    assert k.pages_collapsed == 2 and p.check_huge(a, 2)
+    assert list(p.peek(np.arange(a, a + 2 * HPAGE_PMD_SIZE, PAGE_SIZE))[0]) == list(range(3, 1027))

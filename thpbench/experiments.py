@@ -22,7 +22,7 @@ from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
 
 MiB = 1 << 20
 
-__all__ = ["aged_kernel", "defrag_fault_latency", "latency_percentiles", "gorman_hugepage_allocation",
+__all__ = ["aged_kernel", "build_and_cache_kernel", "defrag_fault_latency", "latency_percentiles", "gorman_hugepage_allocation",
            "plot_defrag_latency", "plot_gorman"]
 
 
@@ -93,12 +93,32 @@ def defrag_fault_latency(modes=("always", "defer"), mem_mib=128, fault_mib=32, t
     return pd.concat(rows, ignore_index=True)
 
 
+def build_and_cache_kernel(mem_mib=256, jobs=120, cached=0.6, seed=0, *, thp=None, vm=None, compaction=True):
+    """A kernel aged as Gorman's stress test left his machines: kernel-build jobs
+    (:func:`thpbench.reclaim.kernel_build_mix`: short-lived anon, page cache, dentries,
+    inodes, long-lived kmalloc) and then a file of ``cached`` of memory written and
+    synced, as ``dd`` leaves it in the page cache.  Returns ``(kernel, file)``."""
+    from thpbench.reclaim import kernel_build_mix
+    cached = _fraction(cached, "cached")
+    k = Kernel(int(mem_mib) * MiB, thp={"enabled": "never"}, vm=vm, compaction=compaction)
+    kernel_build_mix(k, jobs=int(jobs), seed=seed)
+    nbytes = int(mem_mib * MiB * cached) // PAGE_SIZE * PAGE_SIZE
+    f = k.page_cache.create("dd.out", nbytes)
+    f.write(0, np.arange(1, nbytes // PAGE_SIZE + 1, dtype=np.uint64))
+    f.fsync()
+    for key, v in (thp or {}).items():
+        k.sysfs[key] = v
+    return k, f
+
+
 def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, seed=0,
-                               compaction=(False, True), defrag="always", interval_ms=0) -> pd.DataFrame:
+                               compaction=(False, True), defrag="always", interval_ms=0,
+                               aging="anon") -> pd.DataFrame:
     """The shape of Gorman's April 2010 compaction table (anchors A8).
 
-    On an aged machine (:func:`aged_kernel`), with the aging process still holding its
-    pages, a process tries to fault ``target`` of memory as huge pages (madvised; with
+    On an aged machine (``aging="anon"``: :func:`aged_kernel`, the aging process still
+    holding its pages; ``"kernel_build"``: :func:`build_and_cache_kernel`, kernel builds
+    and a dd-filled page cache that reclaim must make room in), a process tries to fault ``target`` of memory as huge pages (madvised; with
     ``defrag="always"`` each fault may compact directly, with ``"defer"`` it wakes
     kcompactd instead), one 2 MiB region at a time, ``interval_ms`` of simulated time
     apart; a fault that falls back gives its small page back.  Run once per
@@ -110,11 +130,17 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
     pgsteal_direct), time_ms (the faulting task's simulated time).
     """
     target = _fraction(target, "target")
+    if aging not in ("anon", "kernel_build"):
+        raise ValueError(f"aging {aging!r}: allowed 'anon' (aged_kernel) or 'kernel_build' (build_and_cache_kernel)")
     rows = []
     for on in compaction:
-        k, p, addrs, values = aged_kernel(mem_mib, touched, keep, seed, compaction=bool(on),
-                                          thp={"enabled": "madvise", "defrag": defrag},
-                                          vm={"compaction_proactiveness": 0})
+        policy = dict(compaction=bool(on), thp={"enabled": "madvise", "defrag": defrag},
+                      vm={"compaction_proactiveness": 0})
+        if aging == "anon":
+            k, p, addrs, values = aged_kernel(mem_mib, touched, keep, seed, **policy)
+        else:
+            k, f = build_and_cache_kernel(mem_mib, seed=seed, **policy)
+            data = f.values()
         attempts = int(mem_mib * MiB * target) // HPAGE_PMD_SIZE
         q = k.spawn()
         b = q.mmap(attempts * HPAGE_PMD_SIZE)
@@ -135,9 +161,13 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
                 continue
             got += 1
         vs = k.vmstat()
-        got_vals, _ = p.peek(addrs)
-        if not np.array_equal(got_vals, values):
-            raise AssertionError("the aged process's data changed under compaction")
+        if aging == "anon":
+            got_vals, _ = p.peek(addrs)
+            if not np.array_equal(got_vals, values):
+                raise AssertionError("the aged process's data changed under compaction")
+        elif not np.array_equal(f.values(), data):
+            raise AssertionError("the cached file's data changed under reclaim and compaction")
+        k.check()
         rows.append({"compaction": bool(on), "attempts": attempts, "huge_pages": got,
                      "success_rate": got / attempts if attempts else 0.0,
                      "compact_stall": vs["compact_stall"] - before["compact_stall"],

@@ -1015,11 +1015,11 @@ class Kernel:
 
     def _wake_kswapd(self, order) -> None:
         """wakeup_kswapd(order) from the allocator slow path (any allocation that misses
-        the low watermark and may wake kswapd).  Below the low watermark kswapd reclaims
-        (``balance_pgdat``, thpbench.reclaim) and then, going to sleep, wakes kcompactd;
-        on a zone whose order-0 watermarks are met kswapd has nothing to reclaim and, as
-        ``wakeup_kswapd()`` does for a balanced node, only hands the order to kcompactd."""
-        if self.reclaim is not None and self.buddy.nr_free_pages < self.watermarks["low"]:
+        the low watermark and may wake kswapd).  Unless the zone is balanced for the order
+        (:meth:`_zone_balanced`), kswapd reclaims (``balance_pgdat``, thpbench.reclaim;
+        for a costly order compact_gap beyond the high watermark) and then, going to
+        sleep, wakes kcompactd; on a balanced zone it only hands the order to kcompactd."""
+        if self.reclaim is not None and not self._zone_balanced(order):
             if self._in_reclaim:               # kswapd (or direct reclaim) is running already
                 return
             self._in_reclaim = True
@@ -1029,6 +1029,13 @@ class Kernel:
                 self._in_reclaim = False
         else:
             self._kswapd_try_to_sleep(order)
+
+    def _zone_balanced(self, order) -> bool:
+        """pgdat_balanced() for one zone: free pages above the high watermark and, for
+        order > 0, a free block of at least that order (zone_watermark_ok_safe)."""
+        if self.buddy.nr_free_pages < self.watermarks["high"]:
+            return False
+        return order == 0 or bool(self.buddy.buddyinfo()[order:].sum())
 
     def _kswapd_try_to_sleep(self, order, reclaimed=0) -> None:
         """What kswapd does when it goes to sleep (``kswapd_try_to_sleep`` in
@@ -1288,8 +1295,16 @@ class Kernel:
         self.now_ns = target
 
     def _maybe_run_khugepaged(self):
-        while self._khugepaged_next_ns is not None and self._khugepaged_next_ns <= self.now_ns:
-            self._khugepaged_wake()
+        # not from inside a khugepaged pass (kswapd, woken by the pass's own allocation,
+        # settles the clock through _after_op before the pass has set its next wake-up)
+        if getattr(self, "_in_khugepaged", False):
+            return
+        self._in_khugepaged = True
+        try:
+            while self._khugepaged_next_ns is not None and self._khugepaged_next_ns <= self.now_ns:
+                self._khugepaged_wake()
+        finally:
+            self._in_khugepaged = False
 
     # -- khugepaged -----------------------------------------------------------------------
     def _vma_khugepaged_ok(self, v: Vma) -> bool:

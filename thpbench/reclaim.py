@@ -264,10 +264,11 @@ class Kswapd:
         self._nap_until = None
 
     def wakeup(self, order=0) -> int:
-        """wakeup_kswapd(): if the zone is below its low watermark, balance it now.
-        Returns pages reclaimed."""
+        """wakeup_kswapd(): unless the zone is balanced for ``order`` (pgdat_balanced:
+        free pages above the high watermark and, for order > 0, a free block of that
+        order), balance it now.  Returns pages reclaimed."""
         k = self.kernel
-        if k.buddy.nr_free_pages >= k.watermarks["low"]:
+        if k._zone_balanced(order):
             return 0
         self._settle_nap(True)
         return self.balance_pgdat(order)
