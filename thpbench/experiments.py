@@ -5,6 +5,8 @@
   compactable, since every page left is movable anonymous memory.
 * :func:`defrag_fault_latency` -- THP fault latency percentiles per sysfs ``defrag``
   mode on such a machine (the direct compaction stall Ingens measured).
+* :func:`kivity_coverage` -- Avi Kivity's April 2010 observation: huge pages of a
+  sort's buffer while the page cache holds memory, then after dropping the caches.
 * :func:`gorman_hugepage_allocation` -- the shape of Mel Gorman's April 2010 table
   (anchors A8): on an aged machine, try to allocate a large share of memory as huge
   pages with compaction on and off and report the success rate.
@@ -22,7 +24,7 @@ from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
 
 MiB = 1 << 20
 
-__all__ = ["aged_kernel", "build_and_cache_kernel", "defrag_fault_latency", "latency_percentiles", "gorman_hugepage_allocation",
+__all__ = ["aged_kernel", "build_and_cache_kernel", "kivity_coverage", "plot_kivity", "defrag_fault_latency", "latency_percentiles", "gorman_hugepage_allocation",
            "plot_defrag_latency", "plot_gorman"]
 
 
@@ -177,6 +179,72 @@ def gorman_hugepage_allocation(mem_mib=256, target=0.9, touched=0.9, keep=0.25, 
                      "pages_reclaimed": sum(vs[c] - before[c] for c in ("pgsteal_kswapd", "pgsteal_direct")),
                      "time_ms": (k.now_ns - t0) / 1e6})
     return pd.DataFrame(rows)
+
+
+def kivity_coverage(scale=1.0, *, aged=True, settle_s=60, after_drop_s=60, step_s=10,
+                    khugepaged_sleep_ms=(10000, 100), seed=0) -> pd.DataFrame:
+    """Avi Kivity's April 2010 observation (anchors A0), as a time line.
+
+    :func:`thpbench.reclaim.kivity_sort` (``sort -S 1200M`` of a 1 GB file on a 2 GB
+    machine, times ``scale``; after a kernel-build aging when ``aged``) runs; then the
+    machine idles ``settle_s`` seconds with the page cache still full, then
+    ``drop_caches`` 1 (the page cache) and ``after_drop_s`` seconds, then
+    ``drop_caches`` 2 (dentries and inodes) and ``after_drop_s`` more.  Run once per
+    ``khugepaged/scan_sleep_millisecs`` in ``khugepaged_sleep_ms`` (10000 is the default;
+    Kivity saw khugepaged collapse 50-100 pages a second).  Returns tidy rows: khugepaged
+    sleep, t_s (simulated seconds), phase, anon_huge_mib (AnonHugePages), cached_mib,
+    free_mib, thp_collapse_alloc.
+    """
+    from thpbench.reclaim import kivity_sort
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.05 <= scale <= 4:
+        raise ValueError(f"scale must be a number in [0.05, 4], got {scale!r}")
+    rows = []
+    for sleep_ms in khugepaged_sleep_ms:
+        k, df = kivity_sort(mem_bytes=int(2048 * scale) * MiB, file_bytes=int(1024 * scale) * MiB,
+                            sort_bytes=int(1200 * scale) * MiB, chunk_bytes=max(2, int(32 * scale)) * MiB,
+                            aged=aged, aging_jobs=max(4, int(60 * scale)), seed=seed)
+        k.sysfs["khugepaged/scan_sleep_millisecs"] = int(sleep_ms)
+
+        def row(phase):
+            mi, vs = k.meminfo(), k.vmstat()
+            rows.append({"khugepaged_sleep_ms": int(sleep_ms), "t_s": k.now_ns / 1e9, "phase": phase,
+                         "anon_huge_mib": mi["AnonHugePages"] / 1024, "cached_mib": mi["Cached"] / 1024,
+                         "free_mib": k.buddy.nr_free_pages * PAGE_SIZE / MiB,
+                         "thp_collapse_alloc": vs["thp_collapse_alloc"]})
+
+        for r in df.itertuples():
+            rows.append({"khugepaged_sleep_ms": int(sleep_ms), "t_s": r.t_ns / 1e9, "phase": r.phase,
+                         "anon_huge_mib": r.anon_huge_mib, "cached_mib": r.cached_mib, "free_mib": r.free_mib,
+                         "thp_collapse_alloc": np.nan})
+        for phase, seconds, drop in (("page cache kept", settle_s, None), ("after drop_caches 1", after_drop_s, 1),
+                                     ("after drop_caches 2", after_drop_s, 2)):
+            if drop is not None:
+                k.drop_caches(drop)
+                row(f"drop_caches {drop}")
+            for _ in range(int(seconds // step_s)):
+                k.advance(int(step_s * 1e9))
+                row(phase)
+        k.check()
+    return pd.DataFrame(rows)
+
+
+def plot_kivity(df, ax, *, title="huge pages of sort's buffer while the page cache holds memory"):
+    """AnonHugePages and the page cache over simulated time (a :func:`kivity_coverage`
+    frame), one line pair per khugepaged pace."""
+    for sleep_ms, g in df.groupby("khugepaged_sleep_ms", sort=False):
+        line, = ax.plot(g.t_s, g.anon_huge_mib, label=f"AnonHugePages, khugepaged every {sleep_ms} ms")
+        ax.plot(g.t_s, g.cached_mib, ls=":", color=line.get_color(), label=f"page cache ({sleep_ms} ms run)")
+    for phase in ("drop_caches 1", "drop_caches 2"):
+        t = df.loc[df.phase == phase, "t_s"]
+        if len(t):
+            ax.axvline(t.iloc[0], color="#999999", lw=0.8)
+            ax.annotate(phase, (t.iloc[0], ax.get_ylim()[1] * 0.95), fontsize="small", rotation=90,
+                        va="top", ha="right")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("MiB")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="center right")
+    return ax
 
 
 # -- figures (thin: data in, an ax out) ------------------------------------------------------
