@@ -166,7 +166,53 @@ _SYSFS_SPEC = {
 }
 
 
-class ThpSysfs:
+class _Knobs:
+    """A directory of kernel tunables read and written as text by path (sysfs, sysctl):
+    the path handling, integer parsing and the membership tests both trees share."""
+
+    _ROOT = ""
+    _SPEC: dict = {}
+    _WHAT = "file"
+
+    @classmethod
+    def _key(cls, path) -> str:
+        if not isinstance(path, str):
+            raise TypeError(f"{cls._WHAT} path must be a str, got {type(path).__name__}")
+        key = path[len(cls._ROOT):] if path.startswith(cls._ROOT) else path.strip("/")
+        key = cls._alias(key)
+        if key not in cls._SPEC:
+            raise KeyError(f"no such {cls._WHAT} {path!r}; known: {', '.join(cls._SPEC)}")
+        return key
+
+    @staticmethod
+    def _alias(key: str) -> str:
+        return key
+
+    @staticmethod
+    def _parse_int(key, value, lo, hi) -> int:
+        """The kernel's kstrtoint-and-range check: ValueError (-EINVAL) otherwise."""
+        if isinstance(value, bool):
+            value = int(value)
+        try:
+            num = int(str(value).strip(), 10)
+        except ValueError:
+            raise ValueError(f"invalid value {value!r} for {key}: not an integer") from None
+        if not lo <= num <= hi:
+            raise ValueError(f"value {num} for {key} out of range {lo}..{hi}")
+        return num
+
+    def __contains__(self, path) -> bool:
+        try:
+            self._key(path)
+            return True
+        except (KeyError, TypeError):
+            return False
+
+    def keys(self):
+        return list(self._SPEC)
+
+
+class ThpSysfs(_Knobs):
     """``/sys/kernel/mm/transparent_hugepage``: read and write as text, by path.
 
     ``sysfs["enabled"]`` reads ``"always [madvise] never"``; ``sysfs["enabled"] =
@@ -184,14 +230,9 @@ class ThpSysfs:
             self[k] = val
         self._ready = True
 
-    @staticmethod
-    def _key(path: str) -> str:
-        if not isinstance(path, str):
-            raise TypeError(f"sysfs path must be a str, got {type(path).__name__}")
-        key = path[len(_SYSFS_ROOT):] if path.startswith(_SYSFS_ROOT) else path.strip("/")
-        if key not in _SYSFS_SPEC:
-            raise KeyError(f"no such THP sysfs file {path!r}; known: {', '.join(_SYSFS_SPEC)}")
-        return key
+    _ROOT = _SYSFS_ROOT
+    _SPEC = _SYSFS_SPEC
+    _WHAT = "THP sysfs file"
 
     def __getitem__(self, path: str) -> str:
         key = self._key(path)
@@ -219,28 +260,11 @@ class ThpSysfs:
                 raise ValueError(f"invalid value {value!r} for {key}; allowed: {', '.join(kind)}")
             self._v[key] = word
         else:
-            if isinstance(value, bool):
-                value = int(value)
-            try:
-                num = int(str(value).strip(), 10)
-            except ValueError:
-                raise ValueError(f"invalid value {value!r} for {key}: not an integer") from None
             lo, hi = (0, 1) if kind == "bool" else kind[1:]
-            if not lo <= num <= hi:
-                raise ValueError(f"value {num} for {key} out of range {lo}..{hi}")
-            self._v[key] = num
+            self._v[key] = self._parse_int(key, value, lo, hi)
         if self._ready:
             self._k._apply_policy()
 
-    def __contains__(self, path) -> bool:
-        try:
-            self._key(path)
-            return True
-        except (KeyError, TypeError):
-            return False
-
-    def keys(self):
-        return list(_SYSFS_SPEC)
 
     def values(self) -> dict:
         """The parsed settings (words for enabled/defrag, ints for the rest)."""
@@ -284,7 +308,7 @@ _SYSCTL_SPEC = {
 }
 
 
-class VmSysctl:
+class VmSysctl(_Knobs):
     """``/proc/sys/vm`` entries of compaction: ``compaction_proactiveness`` (0..100,
     default 20), ``extfrag_threshold`` (0..1000, default 500), and the write-only
     ``compact_memory`` (writing 1 runs :meth:`Kernel.compact_memory`).  Reads give the
@@ -301,15 +325,13 @@ class VmSysctl:
             self[k] = val
         self._ready = True
 
+    _ROOT = _SYSCTL_ROOT
+    _SPEC = _SYSCTL_SPEC
+    _WHAT = "vm sysctl"
+
     @staticmethod
-    def _key(path) -> str:
-        if not isinstance(path, str):
-            raise TypeError(f"sysctl path must be a str, got {type(path).__name__}")
-        key = path[len(_SYSCTL_ROOT):] if path.startswith(_SYSCTL_ROOT) else path.strip("/")
-        key = key.replace("vm.", "", 1) if key.startswith("vm.") else key
-        if key not in _SYSCTL_SPEC:
-            raise KeyError(f"no such vm sysctl {path!r}; known: {', '.join(_SYSCTL_SPEC)}")
-        return key
+    def _alias(key: str) -> str:
+        return key.replace("vm.", "", 1) if key.startswith("vm.") else key     # sysctl's vm.name
 
     def __getitem__(self, path) -> str:
         key = self._key(path)
@@ -320,32 +342,15 @@ class VmSysctl:
     def __setitem__(self, path, value) -> None:
         key = self._key(path)
         _, lo, hi = _SYSCTL_SPEC[key]
-        if isinstance(value, bool):
-            value = int(value)
-        try:
-            num = int(str(value).strip(), 10)
-        except ValueError:
-            raise ValueError(f"invalid value {value!r} for {key}: not an integer") from None
         if key == "compact_memory":
-            if num != 1:
-                raise ValueError(f"compact_memory accepts 1, got {num}")
+            if self._parse_int(key, value, -2**31, 2**31 - 1) != 1:
+                raise ValueError(f"compact_memory accepts 1, got {value!r}")
             self._k.compact_memory()
             return
-        if not lo <= num <= hi:
-            raise ValueError(f"value {num} for {key} out of range {lo}..{hi}")
-        self._v[key] = num
+        self._v[key] = self._parse_int(key, value, lo, hi)
         if self._ready:
             self._k._apply_policy()
 
-    def __contains__(self, path) -> bool:
-        try:
-            self._key(path)
-            return True
-        except (KeyError, TypeError):
-            return False
-
-    def keys(self):
-        return list(_SYSCTL_SPEC)
 
     def values(self) -> dict:
         return dict(self._v)
