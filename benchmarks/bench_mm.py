@@ -20,12 +20,12 @@ Prints, in one run:
 Usage: python benchmarks/bench_mm.py [--mib 512] [--repeat 3]   (THPBENCH_SCALE scales --mib)
 """
 import argparse
-import mmap
 import os
 import time
 
 import numpy as np
 
+from thpbench.costs import first_touch_ns
 from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
 
 
@@ -59,33 +59,11 @@ def sim_first_touch(mib, enabled, repeat, bulk="range"):
     return {"pages_per_s": size // PAGE_SIZE / dt, "faults_per_s": faults / dt, "faults": faults, "seconds": dt}
 
 
-def real_first_touch(mib, advice, repeat):
-    size = mib << 20
-
-    def run():
-        m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        m.madvise(advice)
-        arr = np.frombuffer(m, dtype=np.uint8)
-        t = time.perf_counter()
-        arr[::PAGE_SIZE] = 1                       # one byte per 4 KiB page
-        dt = time.perf_counter() - t
-        huge = _anon_huge_kb()
-        del arr
-        m.close()
-        return dt, huge
-    dt, huge = best(run, repeat)
-    return {"pages_per_s": size // PAGE_SIZE / dt, "seconds": dt, "AnonHugePages_kB_during": huge}
-
-
-def _anon_huge_kb():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("AnonHugePages:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
+def real_first_touch(mib, huge, repeat):
+    """This machine's kernel (thpbench.costs.first_touch_ns: mmap + MADV_HUGEPAGE or
+    MADV_NOHUGEPAGE, one byte per 4 KiB page written by numpy, best of ``repeat``)."""
+    r = first_touch_ns(mib << 20, huge=huge, repeat=repeat)
+    return {"pages_per_s": 1e9 / r["ns_per_page"], "huge_share": r["huge_share"]}
 
 
 def khugepaged_scan_rate(mib, repeat):
@@ -196,8 +174,8 @@ def main():
     s4 = sim_first_touch(mib, "never", rep)
     s2 = sim_first_touch(mib, "always", rep)
     sb = sim_first_touch(mib, "never", rep, bulk="pages")
-    r4 = real_first_touch(mib, mmap.MADV_NOHUGEPAGE, rep)
-    r2 = real_first_touch(mib, mmap.MADV_HUGEPAGE, rep)
+    r4 = real_first_touch(mib, False, rep)
+    r2 = real_first_touch(mib, True, rep)
     kh = khugepaged_scan_rate(min(mib, 256), rep)
     cm = compaction_rate(max(mib // 2, 64), rep)
     rows = [
@@ -217,7 +195,7 @@ def main():
     ]
     for name, val, unit in rows:
         print(f"  {name:<58s} {val:>14,.0f} {unit}")
-    print(f"  real MADV_HUGEPAGE run: system-wide AnonHugePages during the run {r2['AnonHugePages_kB_during']} kB")
+    print(f"  real MADV_HUGEPAGE run: {r2['huge_share']:.0%} of the mapping was in THPs (smaps AnonHugePages)")
     print(f"ratio simulated / real, 4 KiB first touch: {s4['faults_per_s'] / r4['pages_per_s']:.1f}x "
           f"(touch_pages: {sb['faults_per_s'] / r4['pages_per_s']:.1f}x)")
     print(f"ratio simulated / real, THP first touch per page: {s2['pages_per_s'] / r2['pages_per_s']:.1f}x")
