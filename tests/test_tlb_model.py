@@ -16,7 +16,7 @@ def grid():
 
 
 def test_cost_model_is_linear_in_its_counters():
-    cm = tlb.CostModel(access_ns=1, stlb_hit_ns=2, walk_ref_cached_ns=3, walk_ref_ns=10,
+    cm = tlb.RuntimeModel(access_ns=1, stlb_hit_ns=2, walk_ref_cached_ns=3, walk_ref_ns=10,
                        fault_4k_ns=100, fault_2m_ns=1000, vmexit_ns=50, virt_overhead=0.5)
     c = {"accesses": 10, "dtlb_load_misses.stlb_hit": 2, "walk_refs": 5, "walk_refs_cached": 3,
          "faults_4k": 1, "faults_2m": 1, "vmexits": 2}
@@ -26,7 +26,7 @@ def test_cost_model_is_linear_in_its_counters():
 
 
 def test_fault_costs_come_from_arcangelis_rfc():
-    cm = tlb.CostModel()
+    cm = tlb.RuntimeModel()
     # 3 GB first touch: 2.182 s with 4 KiB pages, 1.566 s with THP
     assert cm.fault_4k_ns * (3 * 2**30 // 4096) == pytest.approx(2.182e9)
     assert cm.fault_2m_ns * (3 * 2**30 // 2**21) == pytest.approx(1.566e9)

@@ -47,7 +47,7 @@ import pandas as pd
 from thpbench._core import TlbSim, TLB_SINGLE_PAGE_FLUSH_CEILING
 
 __all__ = [
-    "Geometry", "CPU", "PRESETS", "preset", "MMU", "CostModel", "COSTS_2010",
+    "Geometry", "CPU", "PRESETS", "preset", "MMU", "RuntimeModel", "COSTS_2010",
     "walk_refs_worst_case", "ARCANGELI_2010", "TlbSim", "TLB_SINGLE_PAGE_FLUSH_CEILING",
     "simulate", "KbuildProfile", "kbuild_trace", "kbuild_layout", "a1_grid", "a1_fit", "a1_table", "slowdowns",
     "A1_FIT_ROWS", "break_even_tlb", "explore", "plot_a1", "dashboard",
@@ -545,8 +545,11 @@ class MMU:
 # ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class CostModel:
+class RuntimeModel:
     """Nanoseconds of a run from its counters: a linear model with stated parameters.
+
+    (Translation costs turned into run time; the simulated kernel's event costs are
+    :class:`thpbench.CostModel`'s, from :mod:`thpbench.costs`.)
 
     ``t = (accesses*access_ns + stlb_hits*stlb_hit_ns + walk_refs_cached*walk_ref_cached_ns
     + (walk_refs - walk_refs_cached)*walk_ref_ns + faults_4k*fault_4k_ns + faults_2m*fault_2m_ns + vmexits*vmexit_ns)
@@ -601,14 +604,14 @@ class CostModel:
                 + counters.get("exit_stlb_hits", 0) * self.stlb_hit_ns)
 
     @classmethod
-    def for_cpu(cls, cpu: CPU, **kw) -> "CostModel":
+    def for_cpu(cls, cpu: CPU, **kw) -> "RuntimeModel":
         """Latencies from the CPU's cycle counts at its clock."""
         return cls(stlb_hit_ns=cpu.stlb_hit_cycles / cpu.ghz,
                    walk_ref_cached_ns=cpu.walk_ref_cached_cycles / cpu.ghz,
                    walk_ref_ns=cpu.walk_ref_cycles / cpu.ghz, **kw)
 
 
-COSTS_2010 = CostModel.for_cpu(PRESETS["nehalem"])
+COSTS_2010 = RuntimeModel.for_cpu(PRESETS["nehalem"])
 
 
 # ---------------------------------------------------------------------------
@@ -842,7 +845,7 @@ def a1_grid(cpu: CPU | str = "nehalem", profile: KbuildProfile = KbuildProfile()
     return df
 
 
-def slowdowns(grid: pd.DataFrame, cm: CostModel) -> np.ndarray:
+def slowdowns(grid: pd.DataFrame, cm: RuntimeModel) -> np.ndarray:
     """Slowdown (%) of each row of ``grid`` against its first row."""
     t = np.array([cm.time_ns(row) for row in grid.to_dict("records")])
     return 100.0 * (t / t[0] - 1.0)
@@ -853,7 +856,7 @@ def _row(grid, key):
     return keys.index(tuple(key))
 
 
-def a1_fit(grid: pd.DataFrame, base: CostModel = COSTS_2010, fit_rows: dict = A1_FIT_ROWS) -> CostModel:
+def a1_fit(grid: pd.DataFrame, base: RuntimeModel = COSTS_2010, fit_rows: dict = A1_FIT_ROWS) -> RuntimeModel:
     """Calibrate each parameter of ``fit_rows`` (default: ``walk_ref_ns`` on bare metal
     THP=never, ``virt_overhead`` on EPT always/always, ``vmexit_ns`` on shadow
     always/always) so that its row's simulated slowdown equals the published one; the
@@ -881,7 +884,7 @@ def a1_fit(grid: pd.DataFrame, base: CostModel = COSTS_2010, fit_rows: dict = A1
     return cm
 
 
-def a1_table(grid: pd.DataFrame, cm: CostModel, fit_rows: dict = A1_FIT_ROWS) -> pd.DataFrame:
+def a1_table(grid: pd.DataFrame, cm: RuntimeModel, fit_rows: dict = A1_FIT_ROWS) -> pd.DataFrame:
     """Simulated beside published slowdowns, which rows were fitted, and the ranks."""
     out = grid[["paging", "guest_thp", "host_thp", "published_slowdown_pct"]].copy()
     out["simulated_slowdown_pct"] = slowdowns(grid, cm)
@@ -897,7 +900,7 @@ def a1_table(grid: pd.DataFrame, cm: CostModel, fit_rows: dict = A1_FIT_ROWS) ->
 
 
 def break_even_tlb(trace, cpu: CPU | str = "skylake", mode: str = "native", guest_thp_frac: float = 1.0,
-                  host_thp: bool = True, cm: CostModel | None = None, max_scale: int = 1024,
+                  host_thp: bool = True, cm: RuntimeModel | None = None, max_scale: int = 1024,
                   base_va: int | None = None, warm: bool = True) -> dict:
     """How much larger must the TLBs be, with 4 KiB pages only, to make translation as
     cheap as THP does on the stock CPU?
@@ -912,7 +915,7 @@ def break_even_tlb(trace, cpu: CPU | str = "skylake", mode: str = "native", gues
     and the curve.
     """
     cpu = preset(cpu) if isinstance(cpu, str) else cpu
-    cm = cm or CostModel.for_cpu(cpu)
+    cm = cm or RuntimeModel.for_cpu(cpu)
     trace = np.asarray(trace, dtype=np.uint64)
     lo = int(trace.min()) & ~(HPAGE_PMD_SIZE - 1) if base_va is None else base_va
     n_regions = int((int(trace.max()) - lo) >> PMD_SHIFT) + 1
@@ -951,7 +954,7 @@ def break_even_tlb(trace, cpu: CPU | str = "skylake", mode: str = "native", gues
 
 def explore(cpu: CPU | str = "nehalem", paging: str = "EPT", guest_thp: bool = False,
             host_thp: bool = True, tlb_scale: float = 1.0, pwc_scale: float = 1.0,
-            walk_speedup: float = 1.0, cm: CostModel | None = None,
+            walk_speedup: float = 1.0, cm: RuntimeModel | None = None,
             profile: KbuildProfile = KbuildProfile(processes=2, sample_accesses=150_000)) -> pd.DataFrame:
     """Slowdown of one configuration, on the stock and on the "better" CPU, against bare
     metal with THP on the stock CPU: one row per CPU, tidy.
@@ -1001,7 +1004,7 @@ def plot_a1(table: pd.DataFrame, ax=None):
     return ax
 
 
-def dashboard(cm: CostModel | None = None, profile: KbuildProfile | None = None):
+def dashboard(cm: RuntimeModel | None = None, profile: KbuildProfile | None = None):
     """ipywidgets controls over :func:`explore`: TLB size, walk caches, walk speed, guest
     and host THP, nested or shadow.  Returns the widget box; ``box.refresh()`` reruns and
     ``box.last_result`` holds the last DataFrame (tests drive it headlessly)."""
