@@ -157,6 +157,16 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# Try it: the dashboard reruns the experiment (compaction off and on) for the machine,
+# aging, `defrag` mode, share of memory asked for and pace of faults you choose. It calls
+# `experiments.gorman_hugepage_allocation`, the function the table above came from.
+
+# %%
+from thpbench.widgets import GormanDashboard
+
+GormanDashboard(mem_mib=MEM_MIB, aging="kernel_build", defrag="defer", interval_ms=100, seed=SEED)
+
+# %% [markdown]
 # **Reading it against Gorman.** The direction is his: with compaction the machine
 # hands out several times more huge pages than without. The levels are not, for three
 # reasons the model states rather than hides:

@@ -125,3 +125,17 @@ def test_dashboard_headless():
     assert dash.last_result["readout"]["nr_polluted_pageblocks"] == 0
     dash.turnover.value = 2.5
     assert dash.last_result["params"]["turnover"] == 2.5
+
+
+def test_gorman_dashboard_drives_the_experiment_headlessly():
+    from thpbench.widgets import GormanDashboard
+    d = GormanDashboard(mem_mib=64, aging="anon", defrag="defer", interval_ms=100)
+    first = d.refresh()
+    assert list(first["compaction"]) == [False, True]
+    d.defrag.value = "never"            # an observed change re-runs it
+    never = d.last_result
+    assert never is not first
+    # defrag=never: faults neither compact directly nor wake kcompactd
+    assert (never["compact_stall"] == 0).all()
+    d.mem_mib.value = 128
+    assert d.last_result["attempts"].iloc[0] == int(128 * (1 << 20) * 0.9) // (2 << 20)

@@ -10,7 +10,7 @@ from thpbench._core import BuddyAllocator
 from thpbench.workloads import AllocationChurn, churn_readout
 
 __all__ = ["simulate_buddy", "plot_buddy", "compare_grouping", "snapshot_vs_simulation", "plot_snapshot_vs_simulation",
-           "BuddyDashboard"]
+           "BuddyDashboard", "GormanDashboard"]
 
 PAGES_PER_MIB = 256   # 4 KiB frames
 
@@ -175,6 +175,63 @@ class BuddyDashboard:
             fig = plot_buddy(self.last_result)
             plt.show()
             plt.close(fig)
+        return self.last_result
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        if self.last_result is None:
+            self.refresh()
+        display(self.widget)
+
+
+class GormanDashboard:
+    """Sliders for :func:`thpbench.experiments.gorman_hugepage_allocation`: the machine's
+    size and aging, ``defrag``, the share of memory asked for as huge pages and the time
+    between faults; draws compaction off against on (:func:`~thpbench.experiments.plot_gorman`)
+    with the table beneath.  ``last_result`` holds the last DataFrame; headless tests
+    set ``.value`` and read it."""
+
+    def __init__(self, mem_mib=128, aging="kernel_build", defrag="defer", target=0.9, interval_ms=100, seed=0):
+        import ipywidgets as W
+
+        style = {"description_width": "initial"}
+        self.mem_mib = W.IntSlider(value=mem_mib, min=64, max=1024, step=64, description="memory (MiB)",
+                                   continuous_update=False, style=style)
+        self.aging = W.Dropdown(options=[("kernel builds + dd page cache", "kernel_build"),
+                                         ("one process's random frees", "anon")], value=aging,
+                                description="aged by", style=style)
+        self.defrag = W.Dropdown(options=["always", "defer", "defer+madvise", "madvise", "never"], value=defrag,
+                                 description="defrag", style=style)
+        self.target = W.FloatSlider(value=target, min=0.1, max=1.0, step=0.05, description="huge pages asked (x memory)",
+                                    continuous_update=False, style=style)
+        self.interval_ms = W.IntSlider(value=interval_ms, min=0, max=500, step=50, description="ms between faults",
+                                       continuous_update=False, style=style)
+        self.seed = seed
+        self.output = W.Output()
+        self.last_result = None
+        for c in (self.mem_mib, self.aging, self.defrag, self.target, self.interval_ms):
+            c.observe(lambda change: self.refresh(), names="value")
+        self.widget = W.VBox([W.HBox([self.mem_mib, self.aging, self.defrag]),
+                              W.HBox([self.target, self.interval_ms]), self.output])
+
+    def refresh(self):
+        from thpbench import experiments
+
+        self.last_result = experiments.gorman_hugepage_allocation(
+            mem_mib=self.mem_mib.value, target=self.target.value, seed=self.seed, defrag=self.defrag.value,
+            interval_ms=self.interval_ms.value, aging=self.aging.value)
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        with self.output:
+            self.output.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            experiments.plot_gorman(self.last_result, ax, title=f"defrag={self.defrag.value}")
+            plt.show()
+            plt.close(fig)
+            display(self.last_result[["compaction", "attempts", "huge_pages", "success_rate", "compact_stall",
+                                      "pgmigrate_success", "pages_reclaimed"]].round(3))
         return self.last_result
 
     def _ipython_display_(self):
