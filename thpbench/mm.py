@@ -32,9 +32,10 @@ Simplifications (the model is a model):
 * reclaim (``lru_reclaim=True``, the default; :mod:`thpbench.reclaim`): LRU lists,
   the page cache, slab caches, kswapd between the low and high watermarks, and direct
   reclaim: an order-0 allocation that fails runs LRU direct reclaim after the core
-  returns and is retried (inside the allocator's slow path only the deferred-split
-  shrinker runs, ``Kernel._direct_reclaim``; a THP allocation gets compaction, not LRU
-  reclaim).  With nothing reclaimable it is an OOM (raised as :class:`OutOfMemory`);
+  returns and is retried (a CoW fault holds its source page meanwhile); a huge-page
+  allocation whose gfp allows direct reclaim reclaims inside the slow path until
+  compaction is ready (``Kernel._direct_reclaim``).  With nothing reclaimable an
+  order-0 fault is an OOM (raised as :class:`OutOfMemory`);
 * compaction (``compaction=True``, the default): direct compaction in the allocator's
   slow path as ``vma_thp_gfp_mask()`` allows, kcompactd on the clock (its own CPU),
   woken when kswapd goes to sleep, and ``compact_memory()``; see :class:`Kernel` and
@@ -883,6 +884,9 @@ class Kernel:
         slow path, kcompactd (woken where kswapd would wake it, and proactive every
         500 ms of the clock) and :meth:`compact_memory`.  False: none of them, as a
         kernel built without it (the 2010 baseline of Gorman's series).
+    lru_reclaim : attach LRU reclaim, kswapd, the page cache and slab caches
+        (thpbench.reclaim; default True).  False gives the model where the deferred-split
+        shrinker is the only reclaim.
 
     Compaction (``mm/compaction.c`` via :mod:`thpbench.compaction`, the kernel's mover
     in ``_mm_compaction.pxi``): anonymous folios migrate with every mapping rewritten
@@ -894,12 +898,9 @@ class Kernel:
     clock (``scan_pfn_ns``, ``copy_page_ns``, ``migrate_overhead_ns``) and shows in
     :meth:`thp_fault_latencies`.  kcompactd is woken when kswapd goes to sleep
     (:meth:`_wake_kswapd`), runs on its own CPU (``kcompactd_cpu_ns``), not the faulting
-    task's clock; inside the slow path :meth:`_direct_reclaim` runs the deferred-split
-    shrinker only (LRU direct reclaim runs after the operation and the fault is retried).
-
-    lru_reclaim : attach LRU reclaim, kswapd, the page cache and slab caches
-        (thpbench.reclaim; default True).  False gives the model where the deferred-split
-        shrinker is the only reclaim.
+    task's clock.  Inside the slow path :meth:`_direct_reclaim` runs the deferred-split
+    shrinker and, for a huge page, LRU reclaim until compaction is ready; an order-0
+    allocation is reclaimed for after the operation, which is then retried.
     """
 
     def __init__(self, mem_bytes=1 << 30, *, swap_bytes=None, virtual_bytes=128 << 30, thp=None,
