@@ -166,23 +166,12 @@ class ReferenceCompaction:
         return any(r.free_area[o][m] for o in range(order, r.max_order + 1) for m in range(MIGRATE_PCPTYPES))
 
     def contig(self, order):
-        r = self.ref
-        total = free = suitable = 0
-        for o in range(r.max_order + 1):
-            n = sum(len(r.free_area[o][m]) for m in range(NR_MIGRATETYPES))
-            total += n
-            free += n << o
-            if o >= order:
-                suitable += n << (o - order)
-        return total, free, suitable
+        # fill_contig_page_info() of the zone: ReferenceBuddy's own
+        return self.ref._contig(order)
 
     def fragmentation_index(self, order):
-        total, free, suitable = self.contig(order)
-        if total == 0:
-            return 0
-        if suitable:
-            return -1000
-        return 1000 - (1000 + free * 1000 // (1 << order)) // total
+        # __fragmentation_index() as the kernel's integer: ReferenceBuddy's value x 1000
+        return round(self.ref.fragmentation_index(order) * 1000)
 
     def extfrag(self, order):
         total, free, suitable = self.contig(order)
