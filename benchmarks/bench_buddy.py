@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import thpbench
-from thpbench._reference import reference_from
+from thpbench._reference.buddy import reference_from
 
 
 def order_mix(rng, n, mixed, max_order=10):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thpbench.data import data_path
 from thpbench import OP_REPLACE_SLOT, BuddyAllocator, procfs
 from thpbench.workloads import AllocationChurn
 
@@ -44,7 +45,7 @@ def main(nr_pages=1 << 22, turnover=4.0):
         print(f"              run() alone on {2 * n / 1e6:.1f} M ops: {t_core:.2f} s = {2 * n / t_core / 1e6:.1f} M ops/s "
               f"(end-to-end / core = {t_run / t_core:.2f}x the time)")
         a.check()
-    snap = procfs.load_snapshot(Path(__file__).resolve().parent.parent / "data" / "procfs" / "idle")
+    snap = procfs.load_snapshot(data_path("procfs", "idle"))
     t = time.perf_counter()
     r = procfs.allocator_from_snapshot(snap, "Normal")
     t_snap = time.perf_counter() - t

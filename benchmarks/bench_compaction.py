@@ -1,4 +1,4 @@
-"""Figures for memory compaction (thpbench.compaction): pages migrated per second.
+"""Figures for memory compaction (thpbench.kernel.compaction): pages migrated per second.
 
 Ages a zone with the allocation churn (thpbench.workloads.aged_allocator), drops half
 of its page cache, then runs compact_memory (sync, whole zone, order -1) in the core,
@@ -11,10 +11,10 @@ the ratio core / reference is printed.  No assertions: figures.
 import sys
 import time
 
-from thpbench.compaction import PageBook, compact_memory
+from thpbench.kernel.compaction import PageBook, compact_memory
 from thpbench.workloads import aged_allocator
-from thpbench._reference import reference_from
-from thpbench._reference_compaction import ReferenceCompaction, ReferenceZoneState
+from thpbench._reference.buddy import reference_from
+from thpbench._reference.compaction import ReferenceCompaction, ReferenceZoneState
 
 
 def aged(nr_pages, seed=0):

@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 from thpbench.costs import first_touch_ns
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel
 
 
 def best(fn, repeat):
@@ -103,7 +104,7 @@ def khugepaged_scan_rate(mib, repeat):
 
 
 def compaction_rate(mib, repeat):
-    from thpbench.compaction import compact_memory
+    from thpbench.kernel.compaction import compact_memory
     from thpbench.experiments import aged_kernel
 
     def run(mover):
@@ -144,10 +145,10 @@ def reclaim_scan_rate(mib):
 def kbuild_minute(gib=64, seed=0):
     """Issue 4's figure: a ``gib`` GiB machine, aged (a dd-filled page cache up to 32 MiB
     above the high watermark, then 100 kernel-build jobs), runs one simulated minute of
-    the kernel-build mix (thpbench.reclaim.kernel_build_mix, 50 ms per job, 16-128 MiB
+    the kernel-build mix (thpbench.kernel.reclaim.kernel_build_mix, 50 ms per job, 16-128 MiB
     of anon each) with khugepaged, kswapd and kcompactd on the clock (THP always,
     defrag=defer).  Returns wall-clock seconds of each phase and what the daemons did."""
-    from thpbench.reclaim import kernel_build_mix
+    from thpbench.kernel.reclaim import kernel_build_mix
     t0 = time.perf_counter()
     k = Kernel(gib << 30, thp={"enabled": "always", "defrag": "defer"})
     t1 = time.perf_counter()

@@ -1,9 +1,9 @@
-"""Figures for reclaim (thpbench.reclaim): LRU pages scanned per second.
+"""Figures for reclaim (thpbench.kernel.reclaim): LRU pages scanned per second.
 
 Fills a kernel with page cache (clean, referenced, dirty, mapped pages) and anon
 memory, then runs shrink_list() over the inactive file and inactive anon lists in the
 Cython core, and the same decisions on a snapshot in the pure-Python reference
-(thpbench/_reference_reclaim.py), in this process.  Prints pages scanned per second
+(thpbench/_reference/reclaim.py), in this process.  Prints pages scanned per second
 and the ratio core / reference, then a whole kswapd-driven run (a file streamed through
 a page cache half its size).  No assertions: figures.
 
@@ -14,8 +14,9 @@ import time
 
 import numpy as np
 
-from thpbench._reference_reclaim import RefLru
-from thpbench.mm import PAGE_SIZE, Kernel
+from thpbench._reference.reclaim import RefLru
+from thpbench.units import PAGE_SIZE
+from thpbench.kernel import Kernel
 
 MiB = 1 << 20
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from thpbench._core import TlbSim
-from thpbench._reference_tlb import ReferenceTLB
+from thpbench._reference.tlb import ReferenceTLB
 from thpbench import workloads
 
 GiB = 1 << 30

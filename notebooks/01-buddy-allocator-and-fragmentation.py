@@ -52,19 +52,13 @@ import pandas as pd
 
 import thpbench
 from thpbench import BuddyAllocator, procfs, plots, widgets
+from thpbench.data import data_path
 from thpbench.workloads import KERNEL_BUILD, aged_allocator, churn_readout
 
 pd.set_option("display.width", 120)
 
 
-def find_data():
-    for d in (Path.cwd(), *Path.cwd().parents):
-        if (d / "data" / "procfs").is_dir():
-            return d / "data" / "procfs"
-    raise FileNotFoundError("data/procfs not found above the working directory")
-
-
-DATA = find_data()
+DATA = data_path("procfs")
 
 # %% [markdown]
 # ## 1. Orders and buddies

@@ -47,7 +47,7 @@ import pandas as pd
 
 import thpbench
 from thpbench import mm_scenarios as S
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 20)

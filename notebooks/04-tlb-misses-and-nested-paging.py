@@ -49,6 +49,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 
 from thpbench import tlb, workloads
+from thpbench.data import data_path
 from thpbench.tlb import MMU, preset
 
 pd.set_option("display.width", 160)
@@ -260,7 +261,7 @@ print(pd.DataFrame(rows).to_string(index=False))
 # the kind Linus had in mind when he doubted THP's value for everyday workloads.
 
 # %%
-sort_trace = workloads.read_lackey(workloads.data_path("lackey-sort-5000.txt.xz"))
+sort_trace = workloads.read_lackey(data_path("lackey-sort-5000.txt.xz"))
 lo = int(sort_trace.min()) & ~(2 * MiB - 1)
 n_regions = ((int(sort_trace.max()) - lo) >> 21) + 1
 rows = []

@@ -14,7 +14,8 @@ from thpbench._core import (
     OP_FREE_SLOT,
     OP_REPLACE_SLOT,
 )
-from thpbench.mm import CostModel, Kernel, OutOfMemory, Process, Result, SegmentationFault
+from thpbench.costs import CostModel
+from thpbench.kernel import Kernel, OutOfMemory, Process, Result, SegmentationFault
 
 __all__ = [
     "BuddyAllocator",

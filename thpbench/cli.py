@@ -77,7 +77,7 @@ def cmd_snapshot(a) -> int:
 
 
 def cmd_thp_sysfs(a) -> int:
-    from thpbench.mm import Kernel
+    from thpbench.kernel import Kernel
     real = procfs.read_thp_sysfs(a.root)
     sim = Kernel(64 << 20).sysfs
     width = max(len(k) for k in real)

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from thpbench.data import data_dir
+
 import numpy as np
 
 PAGE_SIZE = 4096
@@ -30,7 +32,7 @@ HPAGE_PMD_SIZE = 2 << 20
 
 #: Where calibrations live: the repository's data/calibration (an editable install or a
 #: checkout); override with THPBENCH_DATA.
-DATA_DIR = Path(os.environ.get("THPBENCH_DATA", Path(__file__).resolve().parent.parent / "data"))
+DATA_DIR = data_dir()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@
   pages with compaction on and off and report the success rate.
 
 Simplified: aging is one process's random frees (no kernel build, no page cache or
-slab; ``thpbench.reclaim.kernel_build_mix`` ages with those).  ``pages_reclaimed`` counts
+slab; ``thpbench.kernel.reclaim.kernel_build_mix`` ages with those).  ``pages_reclaimed`` counts
 what kswapd and direct reclaim stole (``pgsteal_kswapd + pgsteal_direct``).
 """
 from __future__ import annotations
@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel
 
 MiB = 1 << 20
 
@@ -97,10 +98,10 @@ def defrag_fault_latency(modes=("always", "defer"), mem_mib=128, fault_mib=32, t
 
 def build_and_cache_kernel(mem_mib=256, jobs=120, cached=0.6, seed=0, *, thp=None, vm=None, compaction=True):
     """A kernel aged as Gorman's stress test left his machines: kernel-build jobs
-    (:func:`thpbench.reclaim.kernel_build_mix`: short-lived anon, page cache, dentries,
+    (:func:`thpbench.kernel.reclaim.kernel_build_mix`: short-lived anon, page cache, dentries,
     inodes, long-lived kmalloc) and then a file of ``cached`` of memory written and
     synced, as ``dd`` leaves it in the page cache.  Returns ``(kernel, file)``."""
-    from thpbench.reclaim import kernel_build_mix
+    from thpbench.kernel.reclaim import kernel_build_mix
     cached = _fraction(cached, "cached")
     k = Kernel(int(mem_mib) * MiB, thp={"enabled": "never"}, vm=vm, compaction=compaction)
     kernel_build_mix(k, jobs=int(jobs), seed=seed)
@@ -185,7 +186,7 @@ def kivity_coverage(scale=1.0, *, aged=True, settle_s=60, after_drop_s=60, step_
                     khugepaged_sleep_ms=(10000, 100), seed=0) -> pd.DataFrame:
     """Avi Kivity's April 2010 observation (anchors A0), as a time line.
 
-    :func:`thpbench.reclaim.kivity_sort` (``sort -S 1200M`` of a 1 GB file on a 2 GB
+    :func:`thpbench.kernel.reclaim.kivity_sort` (``sort -S 1200M`` of a 1 GB file on a 2 GB
     machine, times ``scale``; after a kernel-build aging when ``aged``) runs; then the
     machine idles ``settle_s`` seconds with the page cache still full, then
     ``drop_caches`` 1 (the page cache) and ``after_drop_s`` seconds, then
@@ -195,7 +196,7 @@ def kivity_coverage(scale=1.0, *, aged=True, settle_s=60, after_drop_s=60, step_
     sleep, t_s (simulated seconds), phase, anon_huge_mib (AnonHugePages), cached_mib,
     free_mib, thp_collapse_alloc.
     """
-    from thpbench.reclaim import kivity_sort
+    from thpbench.kernel.reclaim import kivity_sort
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.05 <= scale <= 4:
         raise ValueError(f"scale must be a number in [0.05, 4], got {scale!r}")
     rows = []

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel, OutOfMemory
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel, OutOfMemory
 
 MiB = 1 << 20
 

@@ -450,7 +450,7 @@ class MMU:
     # -- translating through a simulated kernel's page tables ---------------------------
     def attach(self, process, start: int, end: int, *, host_huge=None, default_host_huge: bool = False,
                host_pt_huge: bool | None = None) -> "MMU":
-        """Translate through ``process``'s page tables (a :class:`thpbench.mm.Process`) over
+        """Translate through ``process``'s page tables (a :class:`thpbench.kernel.Process`) over
         [start, end): each 2 MiB region is huge exactly when the simulated kernel maps it
         with a PMD (``Process.pmd_mapped``), and stays so as the kernel changes it.
 

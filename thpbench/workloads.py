@@ -28,7 +28,7 @@ from thpbench._core import (
 
 __all__ = ["ChurnClass", "KERNEL_BUILD", "AllocationChurn", "churn_readout", "age", "aged_allocator",
            "uniform", "gups", "zipf_hotset", "strided", "pointer_chase", "streaming",
-           "read_lackey", "read_lackey_df", "LACKEY_KINDS", "data_path"]
+           "read_lackey", "read_lackey_df", "LACKEY_KINDS"]
 
 # --- Allocation churn ---
 #
@@ -543,10 +543,3 @@ def read_lackey(path, kinds: str = "LSM") -> np.ndarray:
     return df.loc[df["kind"].isin(list(kinds)), "addr"].to_numpy(dtype=np.uint64)
 
 
-def data_path(name: str) -> Path:
-    """Path of a file shipped in the repository's ``data/`` directory."""
-    here = Path(__file__).resolve().parent
-    for d in (here.parent / "data", here / "data"):
-        if (d / name).exists():
-            return d / name
-    raise FileNotFoundError(f"data file {name!r} not found beside the package")

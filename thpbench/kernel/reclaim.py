@@ -62,7 +62,7 @@ from collections import OrderedDict
 import numpy as np
 import pandas as pd
 
-from thpbench._core import ReclaimCore, RECLAIM_STAT_NAMES, LRU_NAMES, InvariantError
+from thpbench._core import ReclaimCore, LRU_NAMES
 
 PAGE_SIZE = 4096
 SWAP_CLUSTER_MAX = 32
@@ -431,7 +431,7 @@ class PageCache:
                 r.consume_need()
                 if not r.direct_reclaim():
                     k.core.count_oom()
-                    from thpbench.mm import OutOfMemory
+                    from thpbench.kernel import OutOfMemory
                     raise OutOfMemory(-1, pos * PAGE_SIZE, pos - start)
         return total
 
@@ -474,7 +474,7 @@ class SlabCache:
                     rc.consume_need()
                     if not rc.direct_reclaim():
                         self.slabs.kernel.core.count_oom()
-                        from thpbench.mm import OutOfMemory
+                        from thpbench.kernel import OutOfMemory
                         raise OutOfMemory(-1, 0, len(out))
                     pfn = rc.core.slab_page_alloc(mt)
                 self.pages[pfn] = list(range(self.per_page - 1, -1, -1))
@@ -732,7 +732,7 @@ def kivity_sort(*, mem_bytes=2 << 30, file_bytes=1 << 30, sort_bytes=1200 * MiB,
     MiB read/written, anon_huge_mib, cached_mib, free_mib, counters)."""
     k = kernel
     if k is None:
-        from thpbench.mm import Kernel
+        from thpbench.kernel import Kernel
         k = Kernel(mem_bytes, thp=thp or {"enabled": "always"})
     rows = []
     if aged:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOK_TWINS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.py"))
+NOTEBOOK_TWINS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.py"))
 
 
 @pytest.mark.parametrize("twin", NOTEBOOK_TWINS, ids=lambda p: p.name)

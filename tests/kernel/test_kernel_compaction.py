@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from thpbench import mm_scenarios as S
-from thpbench.compaction import fragmentation_score
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
+from thpbench.kernel.compaction import fragmentation_score
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel
 
 MiB = 1 << 20
 

@@ -1,10 +1,10 @@
 """Differential tests: the Cython TLB loop against the pure-Python reference
-(thpbench/_reference_tlb.py) on random geometries, mappings, traces and flushes."""
+(thpbench/_reference/tlb.py) on random geometries, mappings, traces and flushes."""
 import numpy as np
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from thpbench._core import TlbSim
-from thpbench._reference_tlb import ReferenceTLB
+from thpbench._reference.tlb import ReferenceTLB
 
 MiB = 1 << 20
 

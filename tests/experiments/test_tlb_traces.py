@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from thpbench import workloads as w
+from thpbench.data import data_path
 from thpbench.tlb import MMU
 
 MiB = 1 << 20
@@ -93,7 +94,7 @@ def test_lackey_parser_rejects_non_lackey(tmp_path):
 
 @pytest.fixture(scope="module")
 def sort_trace():
-    return w.read_lackey(w.data_path("lackey-sort-5000.txt.xz"))
+    return w.read_lackey(data_path("lackey-sort-5000.txt.xz"))
 
 
 def test_shipped_real_trace_reads(sort_trace):

@@ -4,8 +4,8 @@ import errno
 import numpy as np
 import pytest
 
-from thpbench.mm import (HPAGE_PMD_SIZE, PAGE_SIZE, PROT_READ, PROT_WRITE, Kernel, OutOfMemory,
-                         SegmentationFault)
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE, PROT_READ, PROT_WRITE
+from thpbench.kernel import Kernel, OutOfMemory, SegmentationFault
 
 MiB = 1 << 20
 

@@ -1,4 +1,4 @@
-"""Memory compaction (thpbench.compaction, thpbench/_compaction.pxi): behaviour, known answers, bad input.
+"""Memory compaction (thpbench.kernel.compaction, thpbench/_compaction.pxi): behaviour, known answers, bad input.
 
 check() runs on the allocator and on the book after every step that changes them.
 """
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from thpbench import BuddyAllocator, InvariantError
-from thpbench.compaction import (
+from thpbench.kernel.compaction import (
     COMPACT_RESULT_NAMES,
     CompactionState,
     Kcompactd,

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from thpbench import BuddyAllocator
-from thpbench.compaction import (COMPACT_RESULT_NAMES, MODES, PRIORITIES, CompactionState, PageBook, compact_zone,
+from thpbench.kernel.compaction import (COMPACT_RESULT_NAMES, MODES, PRIORITIES, CompactionState, PageBook, compact_zone,
                                  try_to_compact_pages)
-from thpbench._reference import reference_from
-from thpbench._reference_compaction import STAT_NAMES, ReferenceCompaction, ReferenceZoneState
-from thpbench._reference_compaction import try_to_compact_pages as ref_try_to_compact_pages
+from thpbench._reference.buddy import reference_from
+from thpbench._reference.compaction import STAT_NAMES, ReferenceCompaction, ReferenceZoneState
+from thpbench._reference.compaction import try_to_compact_pages as ref_try_to_compact_pages
 
 
 @st.composite

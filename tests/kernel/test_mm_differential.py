@@ -1,10 +1,11 @@
 """Differential tests: the core's collapse decision and split results against the
-pure-Python reference (thpbench._reference_mm) on random page-table states."""
+pure-Python reference (thpbench._reference.mm) on random page-table states."""
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from thpbench import _reference_mm as ref
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel, SCAN_RESULT_NAMES
+from thpbench._reference import mm as ref
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel.kernel import Kernel, SCAN_RESULT_NAMES
 
 KINDS = ("none", "zero", "present", "swap")
 

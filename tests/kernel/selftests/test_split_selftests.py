@@ -4,7 +4,8 @@ simulated kernel, through the debugfs split_huge_pages interface
 import numpy as np
 import pytest
 
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel
 
 pmd_pagesize = HPAGE_PMD_SIZE
 pagesize = PAGE_SIZE

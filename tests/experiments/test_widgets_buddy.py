@@ -9,10 +9,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from thpbench.data import data_path
 from thpbench import BuddyAllocator, plots, procfs, widgets  # noqa: E402
 from thpbench.workloads import churn_readout  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "procfs"
+DATA = data_path("procfs")
 
 
 @pytest.fixture(autouse=True)

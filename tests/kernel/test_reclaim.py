@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel, OutOfMemory
-from thpbench.reclaim import LRU
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel, OutOfMemory
+from thpbench.kernel.reclaim import LRU
 
 MiB = 1 << 20
 

@@ -3,8 +3,9 @@ swap, the kernel-build mix and Kivity's sort (small scale), with check() at each
 import numpy as np
 import pytest
 
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
-from thpbench.reclaim import kernel_build_mix, kivity_sort
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel
+from thpbench.kernel.reclaim import kernel_build_mix, kivity_sort
 
 MiB = 1 << 20
 

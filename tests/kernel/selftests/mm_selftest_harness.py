@@ -4,7 +4,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from thpbench.mm import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, Kernel
+from thpbench.units import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel
 
 BASE_ADDR = 1 << 30
 page_size = PAGE_SIZE

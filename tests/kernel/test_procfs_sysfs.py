@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 import thpbench
+from thpbench.data import data_path
 from thpbench import procfs
 
-REAL = Path(__file__).resolve().parent.parent / "data" / "sysfs-thp"
+REAL = data_path("sysfs-thp")
 
 
 def test_read_the_captured_tree():

@@ -14,7 +14,7 @@ deferral (ReferenceZoneState) and try_to_compact_pages.
 """
 from collections import deque
 
-from thpbench._reference import MIGRATE_PCPTYPES, NR_MIGRATETYPES
+from thpbench._reference.buddy import MIGRATE_PCPTYPES, NR_MIGRATETYPES
 
 MOVABLE = 1
 ISOLATE = 4

@@ -2,10 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from thpbench.data import data_path
 from thpbench import procfs
 from thpbench.cli import main
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "procfs"
+DATA = data_path("procfs")
 
 
 def test_buddyinfo_fresh_prints_the_kernel_layout(capsys):

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from thpbench.data import data_path
 from thpbench import MIGRATETYPE_NAMES, BuddyAllocator, procfs
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "procfs"
+DATA = data_path("procfs")
 SNAPSHOTS = sorted(p for p in DATA.iterdir() if p.is_dir() and (p / "buddyinfo").exists())
 
 

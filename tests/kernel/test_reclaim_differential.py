@@ -1,10 +1,11 @@
 """The core's LRU / shrink_folio_list decisions against the pure-Python reference
-(thpbench/_reference_reclaim.py) on small random states."""
+(thpbench/_reference/reclaim.py) on small random states."""
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from thpbench._reference_reclaim import RefLru
-from thpbench.mm import PAGE_SIZE, Kernel
+from thpbench._reference.reclaim import RefLru
+from thpbench.units import PAGE_SIZE
+from thpbench.kernel import Kernel
 
 MiB = 1 << 20
 PG_referenced, PG_active, PG_dirty, PG_reclaim = 0x01, 0x02, 0x04, 0x08

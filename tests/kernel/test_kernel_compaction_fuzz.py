@@ -4,7 +4,8 @@ after every step check() holds and every page reads back what its process wrote.
 import numpy as np
 import pytest
 
-from thpbench.mm import HPAGE_PMD_SIZE, PAGE_SIZE, Kernel, OutOfMemory
+from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
+from thpbench.kernel import Kernel, OutOfMemory
 
 MiB = 1 << 20
 

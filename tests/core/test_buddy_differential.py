@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import thpbench
-from thpbench._reference import ReferenceBuddy
+from thpbench._reference.buddy import ReferenceBuddy
 
 NR_MT = 5
 
