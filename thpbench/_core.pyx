@@ -18,9 +18,9 @@ Policy that a user might want to change arrives as parameters; the Python module
 (``mm.py``, ``tlb.py``, ``virt.py``) hold the rest.
 """
 
-include "_buddy.pxi"
-include "_mm.pxi"
-include "_reclaim.pxi"
+include "_page_alloc.pxi"
+include "_memory.pxi"
+include "_vmscan.pxi"
 include "_tlb.pxi"
 include "_compaction.pxi"
-include "_mm_compaction.pxi"
+include "_migrate.pxi"
