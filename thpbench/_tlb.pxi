@@ -29,17 +29,6 @@ from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memset, memmove
 import numpy as np
 
-# Slots of TlbSim.caches[]
-cdef enum:
-    CACHE_L1_4K = 0
-    CACHE_L1_2M = 1
-    CACHE_L2_4K = 2
-    CACHE_L2_2M = 3
-    CACHE_PWC0 = 4            # 4 + level (level 0 slot: the unified PWC)
-    CACHE_HPWC0 = 10          # 10 + level (level 0 slot: the unified host PWC)
-    CACHE_NTLB = 16
-    CACHE_ABSENT = 17         # an all-zero cache: n_sets == 0, every lookup misses uncounted
-    CACHE_PTCACHE = 18        # data-cache lines holding page-table entries (walker's view)
 
 # Guest page-table pages live in a guest-physical area above any guest memory, one
 # sub-area of 2^48 bytes per level, so that the nested walker has addresses to translate.
@@ -383,7 +372,7 @@ cdef class TlbSim:
 
     def __dealloc__(self):
         cdef int i
-        for i in range(20):
+        for i in range(CACHE_NR_SLOTS):
             c_free(self.caches[i].tags)
 
     @property
@@ -606,6 +595,6 @@ cdef class TlbSim:
         """Zero every counter; TLB contents are kept (warm caches)."""
         cdef int i
         memset(&self.s.cnt, 0, sizeof(TlbCounters))
-        for i in range(20):
+        for i in range(CACHE_NR_SLOTS):
             self.caches[i].hits = self.caches[i].misses = 0
             self.caches[i].fills = self.caches[i].evictions = 0
