@@ -12,7 +12,7 @@ GiB = 1 << 30
 
 def bare(mode="native", levels=4, host_levels=4, **geom):
     """A simulator with only the structures given (default: a small L1 and L2)."""
-    g = {"l1_4k": (16, 4), "l1_2m": (8, 4), "l2": (128, 12)}
+    g = {"l1_4k": (64, 4), "l1_2m": (32, 4), "l2": (1536, 12)}
     g.update(geom)
     return TlbSim({k: v for k, v in g.items() if v is not None}, mode=mode, levels=levels,
                   host_levels=host_levels)
@@ -50,7 +50,7 @@ def test_working_set_within_l1_hits_after_warmup():
 
 def test_lru_within_a_set():
     # one set of 2 ways: a b a c -> c evicts b (LRU), so b misses again, a hits
-    sim = TlbSim({"l1_4k": (1, 2)})
+    sim = TlbSim({"l1_4k": (2, 2)})
     a, b, c = 0, 4096, 8192
     sim.run(np.array([a, b, a, c, a, b], dtype=np.uint64))
     st = sim.cache_stats()["l1_4k"]
@@ -72,7 +72,7 @@ def test_capacity_of_any_geometry(entries, ways):
     # Cycling over exactly `entries` consecutive pages fills every set evenly, so a
     # second lap hits every time; one page more and LRU makes every access miss
     # whenever each set overflows (here: when entries/ways sets get one extra page).
-    sim = TlbSim({"l1_4k": (entries // ways, ways)})
+    sim = TlbSim({"l1_4k": (entries, ways)})
     pages = np.arange(entries, dtype=np.uint64) * np.uint64(4096)
     sim.run(np.tile(pages, 3))
     st = sim.cache_stats()["l1_4k"]
@@ -114,7 +114,7 @@ def test_shadow_walk_is_one_dimensional():
 
 
 def test_pde_cache_leaves_one_reference():
-    sim = bare(pwc2=(8, 4))
+    sim = bare(pwc2=(32, 4))
     sim.run(np.array([0, 4096, 8192], dtype=np.uint64))
     # first walk 4 refs, then the PDE cache holds the PMD entry: 1 ref each
     assert sim.counters()["walk_refs"] == 4 + 1 + 1
@@ -122,15 +122,15 @@ def test_pde_cache_leaves_one_reference():
 
 def test_unified_pwc_behaves_like_per_level_when_large_enough():
     tr = np.random.default_rng(3).integers(0, 256 * MiB, 5000, dtype=np.uint64)  # all PDEs fit
-    a = bare(pwc2=(64, 4), pwc3=(64, 4), pwc4=(64, 4))
-    b = bare(pwc=(64, 12))
+    a = bare(pwc2=(256, 4), pwc3=(256, 4), pwc4=(256, 4))
+    b = bare(pwc=(768, 12))
     a.run(tr)
     b.run(tr)
     assert a.counters()["walk_refs"] == b.counters()["walk_refs"]
 
 
 def test_nested_tlb_skips_host_walks():
-    sim = TlbSim({"l1_4k": (1, 1), "ntlb": (1, 16)}, mode="nested")
+    sim = TlbSim({"l1_4k": (1, 1), "ntlb": (16, 16)}, mode="nested")
     sim.run(np.array([0x1000, 0x2000 + (1 << 40)], dtype=np.uint64))
     c = sim.counters()
     # the second walk shares the top-level guest table page (its host walk is cached):
@@ -239,7 +239,7 @@ def test_collapse_then_new_mapping_changes_entry_size():
 
 
 def test_flush_all_counts_and_empties_everything():
-    sim = bare(mode="nested", ntlb=(4, 4), pwc2=(8, 4))
+    sim = bare(mode="nested", ntlb=(16, 4), pwc2=(32, 4))
     sim.run(np.arange(0, MiB, 4096, dtype=np.uint64))
     sim.flush_all()
     assert sim.counters()["nr_tlb_local_flush_all"] == 1
@@ -248,7 +248,7 @@ def test_flush_all_counts_and_empties_everything():
 
 
 def test_guest_flush_keeps_nested_tlb():
-    sim = bare(mode="nested", ntlb=(4, 4))
+    sim = bare(mode="nested", ntlb=(16, 4))
     sim.run(np.arange(0, 64 * 4096, 4096, dtype=np.uint64))
     n = sim.occupancy("ntlb")
     assert n > 0
@@ -328,7 +328,7 @@ def test_unknown_preset_names_the_choices():
 
 def test_walks_of_neighbouring_pages_share_pte_lines():
     # 8 PTEs share a 64-byte line: walking 8 consecutive pages reads one PTE line
-    sim = TlbSim({"l1_4k": (1, 1), "pwc2": (1, 4), "ptcache": (16, 4)})
+    sim = TlbSim({"l1_4k": (1, 1), "pwc2": (4, 4), "ptcache": (64, 4)})
     sim.run(np.arange(0, 8 * 4096, 4096, dtype=np.uint64))
     c = sim.counters()
     assert c["walk_refs"] == 4 + 7                  # then PDE-cache hits: one ref each
@@ -336,7 +336,7 @@ def test_walks_of_neighbouring_pages_share_pte_lines():
 
 
 def test_tlb_flush_keeps_page_table_lines():
-    sim = TlbSim({"l1_4k": (1, 1), "ptcache": (16, 4)})
+    sim = TlbSim({"l1_4k": (1, 1), "ptcache": (64, 4)})
     sim.run(np.array([0], dtype=np.uint64))
     sim.flush_all()
     sim.run(np.array([0], dtype=np.uint64))
@@ -369,7 +369,7 @@ def test_mmu_contract_with_hand_made_arrays():
 
 
 def test_check_passes_after_runs_and_flushes():
-    sim = bare(mode="nested", ntlb=(4, 4), pwc=(4, 4), ptcache=(8, 4))
+    sim = bare(mode="nested", ntlb=(16, 4), pwc=(16, 4), ptcache=(32, 4))
     sim.set_mapping(guest_huge=np.arange(8) % 2 == 0, base_va=0, host_huge=np.ones(8, bool))
     sim.run(np.random.default_rng(1).integers(0, 16 * MiB, 5000, dtype=np.uint64))
     sim.check()
