@@ -2,7 +2,7 @@
 
 The 2010 linux-mm debate over transparent huge pages, balloon drivers and
 transcendent memory, replayed with a simulated kernel whose mechanisms follow
-Linux's own (see DESIGN.md and the notebooks).
+Linux's own (see docs/architecture.md and the notebooks).
 """
 from thpbench._core import (
     BuddyAllocator,
