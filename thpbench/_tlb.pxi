@@ -328,8 +328,8 @@ cdef void tlb_run_tlb_only(TlbState *s, const uint64_t *trace, int64_t n) noexce
     L1, then L2, then a walk counted by class.  Counters live in locals and are added
     to the structures at the end; when no mapping array can change an access's class
     (the common pure-TLB case) the class is computed once."""
-    cdef int64_t i, look1[2], miss1[2], ev1[2], look2[2], miss2[2], ev2[2], walks[2]
-    cdef int cls, gh, hh, r, has1[2], has2[2], fixed_cls = -1
+    cdef int64_t i, look1[TLB_NR_SIZES], miss1[TLB_NR_SIZES], ev1[TLB_NR_SIZES], look2[TLB_NR_SIZES], miss2[TLB_NR_SIZES], ev2[TLB_NR_SIZES], walks[TLB_NR_SIZES]
+    cdef int cls, gh, hh, r, has1[TLB_NR_SIZES], has2[TLB_NR_SIZES], fixed_cls = -1
     cdef uint64_t va, key, tag, gpa
     cdef TlbCache *c1
     cdef TlbCache *c2
@@ -522,7 +522,7 @@ cdef class TlbSim:
     def __init__(self, geometry, mode="native", levels=4, host_levels=4, walk_model=True):
         cdef int slot, l
         cdef TlbState *s
-        for l in range(20):
+        for l in range(CACHE_NR_SLOTS):
             if self.caches[l].tags != NULL:
                 raise TypeError("this TlbSim is already initialised: build a new one")
         if not isinstance(mode, str) or mode not in TLB_MODES:

@@ -156,3 +156,11 @@ def test_array_sizes_in_core_pxd_are_named():
     pxd = _strip((PKG / "_core.pxd").read_text())
     bare = re.findall(r"^\s+(?:cdef\s+)?[\w *]+?\b\w+\[\d+\]", pxd, re.M)
     assert not bare, bare
+
+
+def test_loops_over_arrays_use_the_enum_bounds():
+    """A loop bound written as a number drifts from the array it walks (range(20) over
+    the 19 TlbSim cache slots read past the end): loops use the enum that sizes it."""
+    bare = [(part, m.group(0)) for part, text in parts().items()
+            for m in re.finditer(r"\brange\((\d+)\)", text) if int(m.group(1)) > 2]
+    assert not bare, bare
