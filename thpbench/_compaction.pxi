@@ -948,6 +948,8 @@ cdef class CompactionState:
         memset(&self.zs, 0, sizeof(CompactZoneState))
         memset(&self.stats, 0, sizeof(CompactStats))
         self.nr_pages = a.z.nr_pages
+        self.pageblock_order = a.z.pageblock_order
+        self.nr_pageblocks = a.z.nr_pageblocks
         reset_cached_positions(&a.z, &self.zs)
         self.zs.compact_init_free_pfn = self.zs.compact_cached_free_pfn
         self.pageblock_skip = np.zeros(a.z.nr_pageblocks, dtype=np.uint8)
@@ -956,6 +958,17 @@ cdef class CompactionState:
 
     def __reduce__(self):
         raise TypeError("CompactionState cannot be pickled")
+
+    cdef int _check_zone(self, BuddyAllocator a) except -1:
+        # The state's arrays and cached pfns are sized for one zone geometry: a zone with
+        # the same page count but a smaller pageblock_order overflowed pageblock_skip.
+        if (a.z.nr_pages != self.nr_pages or a.z.pageblock_order != self.pageblock_order
+                or a.z.nr_pageblocks != self.nr_pageblocks):
+            raise ValueError(f"this CompactionState belongs to a zone of {self.nr_pages} pages with "
+                             f"pageblock_order {self.pageblock_order}; the allocator has {a.z.nr_pages} "
+                             f"pages with pageblock_order {a.z.pageblock_order}: make a CompactionState "
+                             f"for it")
+        return 0
 
     def counters(self):
         """The vmstat events so far: compact_* and pgmigrate_* (dict)."""
@@ -989,8 +1002,9 @@ cdef class CompactionState:
         direct compaction's scanners met since (``compact_blockskip_flush``), clear the
         skip bits of pageblocks that look useful and move the cached scanner positions
         to the first of them.  Returns True if it ran."""
-        if not isinstance(allocator, BuddyAllocator) or (<BuddyAllocator>allocator).z.nr_pages != self.nr_pages:
-            raise ValueError("allocator must be the BuddyAllocator this state belongs to")
+        if not isinstance(allocator, BuddyAllocator):
+            raise TypeError(f"allocator must be a BuddyAllocator, got {type(allocator).__name__}")
+        self._check_zone(allocator)
         if not self.zs.compact_blockskip_flush:
             return False
         reset_isolation_suitable_c(&(<BuddyAllocator>allocator).z, &self.zs)
@@ -1181,6 +1195,19 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, object book, 
     total_free_scanned)."""
     cdef compact_control cc
     cdef int ret
+    # the core checks what would index its arrays (thpbench.kernel.compaction validates
+    # the rest and names the arguments as the user wrote them)
+    state._check_zone(allocator)
+    if not -1 <= order <= allocator.z.max_order:
+        raise ValueError(f"order {order} out of range: -1 (whole zone) or 0..{allocator.z.max_order}")
+    if not K_MIGRATE_ASYNC <= mode <= K_MIGRATE_SYNC:
+        raise ValueError(f"mode {mode} out of range {K_MIGRATE_ASYNC}..{K_MIGRATE_SYNC} ({', '.join(MIGRATE_MODE_NAMES)})")
+    if not 0 <= migratetype < MIGRATE_PCPTYPES:
+        raise ValueError(f"migratetype {migratetype} out of range 0..{MIGRATE_PCPTYPES - 1}")
+    if isinstance(book, PageBook) and (<PageBook>book).allocator is not allocator:
+        raise ValueError("book belongs to another allocator")
+    if isinstance(book, MMCore) and (<MMCore>book).buddy is not allocator:
+        raise ValueError("the MMCore belongs to another allocator")
     before = state.counters()
     if compact_control_init(&cc, &allocator.z, &state.zs, &state.stats, order, mode, migratetype) != 0:
         raise MemoryError("could not allocate the migrate lists")
@@ -1227,6 +1254,8 @@ def _zone_metrics(BuddyAllocator allocator, int order, int64_t wmark_min, int64_
     """(fragmentation_index, extfrag_for_order, compaction_suitable, watermark_ok, score);
     alloc_wmark is the watermark of both tests."""
     cdef Zone *z = &allocator.z
+    if not 0 <= order <= z.max_order:
+        raise ValueError(f"order {order} out of range 0..{z.max_order}")
     return (fragmentation_index_c(z, order), extfrag_for_order(z, order),
             compaction_suitable_c(z, order, alloc_wmark, wmark_min, wmark_low, extfrag_threshold),
             zone_watermark_ok(z, order, alloc_wmark), fragmentation_score_node(z))

@@ -6,6 +6,10 @@ ctypedef int64_t pfn_t
 
 
 cdef enum:
+    # The largest zone: 2**30 frames (4 TiB).  Free-list links and list heads are int32
+    # pfns (index arithmetic on them is done in int64); the limit keeps a zone's state
+    # (10 bytes a frame) at most 10 GiB and is checked before anything is allocated.
+    K_NR_PAGES_MAX = 1 << 30
     NR_ORDERS_MAX = 16        # static size of the per-order arrays (max_order <= 15)
     NR_MIGRATETYPES = 5       # Unmovable, Movable, Reclaimable, HighAtomic, Isolate
     MIGRATE_UNMOVABLE = 0
@@ -579,7 +583,10 @@ cdef struct PageBookC:            # what the PageBook mover reads and writes
 cdef class CompactionState:
     cdef CompactZoneState zs
     cdef CompactStats stats
-    cdef readonly int64_t nr_pages    # the zone it belongs to (size check)
+    cdef readonly int64_t nr_pages    # the geometry of the zone it was made for: a zone of
+    cdef readonly int pageblock_order # another geometry would index pageblock_skip and the
+    cdef readonly int64_t nr_pageblocks   # cached pfns out of bounds (_check_zone)
+    cdef int _check_zone(self, BuddyAllocator a) except -1
     cdef readonly object pageblock_skip   # numpy uint8[nr_pageblocks], backs zs.pageblock_skip
 
 cdef class PageBook:

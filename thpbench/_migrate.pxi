@@ -225,8 +225,7 @@ cdef void mm_set_mover(compact_control *cc, MMCore m) noexcept nogil:
 def _mm_attach_compaction(MMCore core, CompactionState state, bint on, int extfrag_threshold, int64_t wmark_low):
     """Give the core the zone's compaction fields and counters, CONFIG_COMPACTION,
     vm.extfrag_threshold and the low watermark."""
-    if state.nr_pages != core.nr_frames:
-        raise ValueError("the CompactionState belongs to another zone")
+    state._check_zone(core.buddy)
     core.compaction_state = state
     core.czs = &state.zs
     core.cstats = &state.stats

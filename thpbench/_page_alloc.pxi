@@ -28,6 +28,7 @@ cdef extern from "sys/mman.h" nogil:
     int madvise(void *addr, size_t length, int advice)
     int MADV_HUGEPAGE
 
+NR_PAGES_MAX = K_NR_PAGES_MAX          # the largest zone, in frames (see _core.pxd)
 MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
 _MT_BY_NAME = {n.lower(): i for i, n in enumerate(MIGRATETYPE_NAMES)}
 
@@ -82,34 +83,36 @@ cdef inline int mt_for_pageblock(const Zone *z, int mt) noexcept nogil:
     return mt
 
 cdef inline void add_to_free_list(Zone *z, pfn_t pfn, int order, int mt, bint to_tail) noexcept nogil:
+    # Links are int32 (pfn < NR_PAGES_MAX); every index into link[] is computed in
+    # int64 (pfn_t): 2 * an int32 pfn overflows from 2**30 on.
     cdef int32_t p = <int32_t>pfn
     z.frame[pfn].flags = FRAME_BUDDY | (mt << FRAME_MT_SHIFT)
     z.frame[pfn].order = order
     if z.head[order][mt] < 0:
-        z.link[2 * p] = -1
-        z.link[2 * p + 1] = -1
+        z.link[2 * pfn] = -1
+        z.link[2 * pfn + 1] = -1
         z.head[order][mt] = p
         z.tail[order][mt] = p
     elif to_tail:
-        z.link[2 * p] = z.tail[order][mt]
-        z.link[2 * p + 1] = -1
-        z.link[2 * z.tail[order][mt] + 1] = p
+        z.link[2 * pfn] = z.tail[order][mt]
+        z.link[2 * pfn + 1] = -1
+        z.link[2 * <pfn_t>z.tail[order][mt] + 1] = p
         z.tail[order][mt] = p
     else:
-        z.link[2 * p] = -1
-        z.link[2 * p + 1] = z.head[order][mt]
-        z.link[2 * z.head[order][mt]] = p
+        z.link[2 * pfn] = -1
+        z.link[2 * pfn + 1] = z.head[order][mt]
+        z.link[2 * <pfn_t>z.head[order][mt]] = p
         z.head[order][mt] = p
     z.nr_free[order][mt] += 1
 
 cdef inline void del_from_free_list(Zone *z, pfn_t pfn, int order, int mt) noexcept nogil:
     cdef int32_t prev = z.link[2 * pfn], nxt = z.link[2 * pfn + 1]
     if prev >= 0:
-        z.link[2 * prev + 1] = nxt
+        z.link[2 * <pfn_t>prev + 1] = nxt
     else:
         z.head[order][mt] = nxt
     if nxt >= 0:
-        z.link[2 * nxt] = prev
+        z.link[2 * <pfn_t>nxt] = prev
     else:
         z.tail[order][mt] = prev
     z.frame[pfn].flags = 0
@@ -437,14 +440,13 @@ cdef int64_t run_ops(Zone *z, const int8_t[::1] ops, const int8_t[::1] orders, c
                 err[0] = E_SLOT
                 return i
             pfn = slots[slot]
-            results[i] = -1
-            if pfn >= 0:
-                if pfn >= z.nr_pages or not (z.frame[pfn].flags & FRAME_ALLOC):
-                    err[0] = E_NOT_HEAD
-                    return i
-                zone_free(z, pfn, z.frame[pfn].order)
-                slots[slot] = -1
-                results[i] = pfn
+            # all-or-nothing per operation: every check before the free
+            if pfn >= z.nr_pages:
+                err[0] = E_RANGE        # the slot holds a pfn beyond the zone
+                return i
+            if pfn >= 0 and not (z.frame[pfn].flags & FRAME_ALLOC):
+                err[0] = E_NOT_HEAD
+                return i
             if op == K_OP_REPLACE_SLOT:
                 order = orders[i]
                 mt = mts[i]
@@ -454,6 +456,12 @@ cdef int64_t run_ops(Zone *z, const int8_t[::1] ops, const int8_t[::1] orders, c
                 if mt < 0 or mt >= MIGRATE_PCPTYPES:
                     err[0] = E_MIGRATETYPE
                     return i
+            results[i] = -1
+            if pfn >= 0:
+                zone_free(z, pfn, z.frame[pfn].order)
+                slots[slot] = -1
+                results[i] = pfn
+            if op == K_OP_REPLACE_SLOT:
                 pfn = zone_alloc(z, order, mt)
                 slots[slot] = pfn
                 results[i] = pfn
@@ -537,8 +545,9 @@ cdef class BuddyAllocator:
     Parameters
     ----------
     nr_pages : int
-        Frames of 4 KiB (any number >= 1; a tail smaller than a max-order block is
-        freed in the largest aligned pieces, as ``memblock_free_all`` does at a zone end).
+        Frames of 4 KiB, 1 .. ``NR_PAGES_MAX`` (2**30: 4 TiB; the state takes 10 bytes
+        a frame); a tail smaller than a max-order block is freed in the largest aligned
+        pieces, as ``memblock_free_all`` does at a zone end.
     max_order : int
         ``MAX_PAGE_ORDER`` (inclusive), default 10 (4 MiB blocks); at most 15.
     pageblock_order : int
@@ -565,8 +574,10 @@ cdef class BuddyAllocator:
             raise ValueError(f"max_order {max_order} out of range 0..{NR_ORDERS_MAX - 1}")
         if not 0 <= pageblock_order <= max_order:
             raise ValueError(f"pageblock_order {pageblock_order} out of range 0..max_order ({max_order})")
-        if not 1 <= nr_pages < 2**31 - 1:
-            raise ValueError(f"nr_pages {nr_pages} out of range 1..{2**31 - 2}")
+        if not 1 <= nr_pages <= K_NR_PAGES_MAX:
+            # checked before anything is allocated; see K_NR_PAGES_MAX in _core.pxd
+            raise ValueError(f"nr_pages {nr_pages} out of range 1..{K_NR_PAGES_MAX} "
+                             f"(2**30 frames of 4 KiB: 4 TiB in one zone)")
         cdef Zone *z = &self.z
         cdef int64_t n = nr_pages
         memset(z, 0, sizeof(Zone))
@@ -661,6 +672,8 @@ cdef class BuddyAllocator:
             raise ValueError(f"order {order} out of range 0..{self.z.max_order}")
         if rc == E_ALIGN:
             raise ValueError(f"pfn {pfn} is misaligned for order {order} (must be a multiple of {1 << order})")
+        if rc != E_OPCODE and rc != E_SLOT and rc != E_ORDER and rc != E_MIGRATETYPE and not 0 <= pfn < self.z.nr_pages:
+            raise ValueError(f"pfn {pfn} out of range 0..{self.z.nr_pages - 1}")
         if rc == E_DOUBLE_FREE:
             raise ValueError(f"double free: pfn {pfn} is already free (an order-{self.z.frame[pfn].order} free block)")
         if rc == E_NOT_HEAD:
@@ -818,7 +831,8 @@ cdef class BuddyAllocator:
             try:
                 self._raise(err, where, ord_v[done])
             except ValueError as e:
-                raise BulkOpError(f"op {done} (op code {op_v[done]}): {e}", done, results[:done]) from None
+                on = f" on slot {arg_v[done]}" if op_v[done] in (K_OP_FREE_SLOT, K_OP_REPLACE_SLOT) and err != E_SLOT else ""
+                raise BulkOpError(f"op {done} (op code {op_v[done]}){on}: {e}", done, results[:done]) from None
         return results
 
     # -- read-outs --------------------------------------------------------------
@@ -861,7 +875,7 @@ cdef class BuddyAllocator:
         while p >= 0 and i < v.shape[0]:
             v[i] = p
             i += 1
-            p = self.z.link[2 * p + 1]
+            p = self.z.link[2 * <pfn_t>p + 1]
         return out
 
     def free_blocks(self):

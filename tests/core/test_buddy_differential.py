@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 import thpbench
 from thpbench._reference.buddy import ReferenceBuddy
 
+pytestmark = pytest.mark.differential
+
 NR_MT = 5
 
 

@@ -7,6 +7,7 @@ pairs (src, dst, order, rc), the result, the counters, every free list in list o
 the pageblock types, the allocated blocks and the cached positions must be identical.
 """
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,8 @@ from thpbench.kernel.compaction import (COMPACT_RESULT_NAMES, MODES, PRIORITIES,
 from thpbench._reference.buddy import reference_from
 from thpbench._reference.compaction import STAT_NAMES, ReferenceCompaction, ReferenceZoneState
 from thpbench._reference.compaction import try_to_compact_pages as ref_try_to_compact_pages
+
+pytestmark = pytest.mark.differential
 
 
 @st.composite

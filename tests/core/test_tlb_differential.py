@@ -1,10 +1,13 @@
 """Differential tests: the Cython TLB loop against the pure-Python reference
 (thpbench/_reference/tlb.py) on random geometries, mappings, traces and flushes."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from thpbench._core import TlbSim
 from thpbench._reference.tlb import ReferenceTLB
+
+pytestmark = pytest.mark.differential
 
 MiB = 1 << 20
 

@@ -7,6 +7,8 @@ import pytest
 from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
 from thpbench.kernel import Kernel, OutOfMemory
 
+pytestmark = pytest.mark.fuzz
+
 MiB = 1 << 20
 
 

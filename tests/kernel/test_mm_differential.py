@@ -1,11 +1,14 @@
 """Differential tests: the core's collapse decision and split results against the
 pure-Python reference (thpbench._reference.mm) on random page-table states."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from thpbench._reference import mm as ref
 from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE
 from thpbench.kernel.kernel import Kernel, SCAN_RESULT_NAMES
+
+pytestmark = pytest.mark.differential
 
 KINDS = ("none", "zero", "present", "swap")
 

@@ -8,6 +8,8 @@ from hypothesis import given, settings, strategies as st
 from thpbench.units import HPAGE_PMD_SIZE, PAGE_SIZE, PROT_READ, PROT_WRITE
 from thpbench.kernel import Kernel, OutOfMemory, SegmentationFault
 
+pytestmark = pytest.mark.fuzz
+
 MiB = 1 << 20
 
 

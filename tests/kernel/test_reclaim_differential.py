@@ -1,11 +1,14 @@
 """The core's LRU / shrink_folio_list decisions against the pure-Python reference
 (thpbench/_reference/reclaim.py) on small random states."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from thpbench._reference.reclaim import RefLru
 from thpbench.units import PAGE_SIZE
 from thpbench.kernel import Kernel
+
+pytestmark = pytest.mark.differential
 
 MiB = 1 << 20
 PG_referenced, PG_active, PG_dirty, PG_reclaim = 0x01, 0x02, 0x04, 0x08
