@@ -3,13 +3,13 @@
 # State is a TlbState struct (see _core.pxd) of TlbCache structures -- each one a
 # set-associative LRU array of tags -- and the current mappings; nogil free functions
 # do the work, TlbSim is the thin validating class on top.  thpbench/tlb.py builds
-# TlbSim from CPU presets; thpbench/_reference_tlb.py is the slow twin the
+# TlbSim from CPU presets; thpbench/_reference/tlb.py is the slow twin the
 # differential tests compare against.
 #
 # Model (stated again in tlb.py, where users read it):
 # * L1 TLBs per page size (4 KiB, 2 MiB), or one L1 shared by both; a second level per
-#   size or shared; any number of sets (indexed by modulo unless a power of two) and
-#   ways; true LRU within a set.  Levels are neither inclusive nor exclusive: an L2 hit
+#   size or shared; geometry (entries, ways), any number of sets (indexed by modulo unless
+#   a power of two); true LRU within a set.  Levels are neither inclusive nor exclusive: an L2 hit
 #   fills L1, a walk fills both, an eviction does not touch the other level.
 # * A TLB entry is tagged by virtual page number at its size.  The lookup probes the
 #   size the page is mapped with (the simulator knows it); stale entries of the other
@@ -24,6 +24,10 @@
 #   caches; the final guest-physical address is translated the same way.  Without any
 #   cache that is g*(h+1) + h = (g+1)(h+1) - 1 references.
 # * Shadow paging: a 1D walk of the shadow table, whose pages are min(guest, host).
+# * Two loops: tlb_run_tlb_only when a walk needs no model (walk_model off, or a 1D walk
+#   with no walk cache and no page-table lines: levels - class references), with its
+#   counters in locals; tlb_run_trace's general loop otherwise.  Both give the same
+#   counts (the differential and fuzz tests hold them to the reference).
 
 from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memset, memmove

@@ -9,9 +9,9 @@ host's) mappings, and the cycles-per-access cost model validated against Arcange
 The model, and where it simplifies the hardware
 -----------------------------------------------
 * **TLB hierarchy.** L1 data TLBs per page size (4 KiB, 2 MiB) or one L1 shared by
-  both sizes (AMD); a second level per size or shared; any set count (indexed by
-  modulo unless a power of two) and associativity; true LRU (hardware uses pseudo-LRU
-  variants).  Levels are neither inclusive nor exclusive.  Loads and stores share the
+  both sizes (AMD); a second level per size or shared; each an ``(entries, ways)``
+  :class:`Geometry` of any set count (indexed by modulo unless a power of two); true
+  LRU (hardware uses pseudo-LRU variants).  Levels are neither inclusive nor exclusive.  Loads and stores share the
   data TLB; instruction fetches are not simulated (filter them out of traces).
   1 GiB pages, PCIDs/ASIDs, hyperthread partitioning and AMD's skewed or coalescing
   TLBs are not modelled.
@@ -31,6 +31,9 @@ The model, and where it simplifies the hardware
   its page tables traps (a VM exit); the cost model charges those.
 * **Splintering.** Under virtualization a TLB entry covers the smaller of the guest's
   and the host's mapping: a guest THP on host 4 KiB pages gets 4 KiB entries.
+* **Pure-TLB runs.** ``MMU(..., walk_model=False)`` counts a walk per last-level miss
+  and models none: the TLB hit and miss counts are those of the full model, walk
+  references are 0.
 * **Guest-physical layout.** A guest 2 MiB virtual region maps to one guest-physical
   2 MiB region (``gpa_region``, identity by default).  Within a region 4 KiB pages
   keep their offset (the simulator needs no per-PTE frame numbers).
@@ -570,8 +573,11 @@ class MMU:
             raise TypeError(f"process must be a thpbench.kernel.Process, got {type(process).__name__}")
         if not process.alive:
             raise ValueError(f"process {process.pid} has exited: MMU.attach needs a live process")
-        start = int(start) >> PMD_SHIFT << PMD_SHIFT
-        end = -(-int(end) >> PMD_SHIFT) << PMD_SHIFT
+        for what, v in (("start", start), ("end", end)):
+            if isinstance(v, bool) or not hasattr(v, "__index__"):
+                raise TypeError(f"{what} must be an integer address, got {v!r}")
+        start = start.__index__() >> PMD_SHIFT << PMD_SHIFT
+        end = -(-end.__index__() >> PMD_SHIFT) << PMD_SHIFT
         if end <= start:
             raise ValueError(f"empty range [{start:#x}, {end:#x})")
         guest_huge = process.pmd_mapped(start, end)      # raises on a range outside the window
