@@ -662,7 +662,11 @@ class MMU:
         return c
 
     def cache_stats(self) -> pd.DataFrame:
-        return pd.DataFrame([{"structure": k, **v} for k, v in self.sim.cache_stats().items()])
+        """One row per structure: its CPU field name (``structure``), the TlbSim name
+        (``sim_name``), entries, ways, hits, misses, fills and evictions."""
+        return pd.DataFrame([{"structure": self._fields[k], "sim_name": k,
+                              "entries": self.sim.geometry[k][0], "ways": self.sim.geometry[k][1], **v}
+                             for k, v in self.sim.cache_stats().items()])
 
     def reset_counters(self) -> None:
         self.sim.reset_counters()

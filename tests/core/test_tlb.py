@@ -478,3 +478,11 @@ def test_a_walk_without_caches_counts_every_level_in_the_fast_loop():
     c = sim.counters()
     w4, w2 = c["dtlb_load_misses.walk_completed_4k"], c["dtlb_load_misses.walk_completed_2m_4m"]
     assert w4 and w2 and c["walk_refs"] == 5 * w4 + 4 * w2 == c["guest_walk_refs"]
+
+
+def test_mmu_cache_stats_rows_use_cpu_field_names():
+    mmu = MMU("zen4")
+    mmu.run(np.arange(0, 4 * MiB, 4096, dtype=np.uint64))
+    df = mmu.cache_stats().set_index("structure")
+    assert df.loc["l1_shared", "sim_name"] == "l1" and df.loc["l2_shared", "entries"] == 3072
+    assert df.loc["l1_shared", "misses"] == mmu.counters()["l1_shared_misses"] == 1024
