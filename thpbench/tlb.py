@@ -494,16 +494,18 @@ class MMU:
     def map(self, guest_huge=None, base_va: int = 0, default_guest_huge: bool = False,
             gpa_region=None, host_huge=None, default_host_huge: bool = False,
             host_pt_huge: bool | None = None) -> "MMU":
-        """Install the guest (native) and host mappings; see the class docstring."""
+        """Install the guest (native) and host mappings; see the class docstring.  On an
+        error (ValueError / TypeError naming the argument) the previous mapping stays."""
+        self.sim.set_mapping(guest_huge=guest_huge, base_va=base_va,
+                             default_guest_huge=default_guest_huge, gpa_region=gpa_region,
+                             host_huge=host_huge, default_host_huge=default_host_huge,
+                             host_pt_huge=host_pt_huge)
+        # (kept only once the core accepted them: collapse() and split() re-install them)
         self._map_args = dict(guest_huge=None if guest_huge is None else np.array(guest_huge, dtype=bool),
                               base_va=base_va, default_guest_huge=default_guest_huge,
                               gpa_region=gpa_region,
                               host_huge=None if host_huge is None else np.array(host_huge, dtype=bool),
                               default_host_huge=default_host_huge, host_pt_huge=host_pt_huge)
-        self.sim.set_mapping(guest_huge=guest_huge, base_va=base_va,
-                             default_guest_huge=default_guest_huge, gpa_region=gpa_region,
-                             host_huge=host_huge, default_host_huge=default_host_huge,
-                             host_pt_huge=host_pt_huge)
         return self
 
     def run(self, trace) -> dict:
