@@ -84,32 +84,42 @@ cdef inline int64_t tc_lookup(TlbCache *c, uint64_t key, uint64_t tag) noexcept 
     least recently used.  This is exact LRU without per-way stamps."""
     cdef int64_t base, w
     cdef uint64_t *tags
+    cdef uint64_t t
     if c.n_sets == 0:
         return -2
     base = tc_set_base(c, key)
     tags = c.tags + base
     for w in range(c.n_ways):
-        if tags[w] == tag:
+        t = tags[w]
+        if t == tag:
             c.hits += 1
-            if w > 0:
-                memmove(tags + 1, tags, w * sizeof(uint64_t))
-                tags[0] = tag
+            while w > 0:                 # (a loop, not memmove: sets are a few ways)
+                tags[w] = tags[w - 1]
+                w -= 1
+            tags[0] = tag
             return -1
+        if t == 0:                       # empty ways only follow
+            break
     c.misses += 1
     return base
 
 cdef inline void tc_fill(TlbCache *c, int64_t base, uint64_t tag) noexcept nogil:
+    # Put tag in front of the set at base; the others move one way back, up to the first
+    # empty way, or the last (least recently used) one falls out.
     cdef int64_t w
     cdef uint64_t *tags
+    cdef uint64_t prev = tag, cur
     if base < 0:
         return
     tags = c.tags + base
-    w = c.n_ways - 1
-    if tags[w] != 0:
-        c.evictions += 1
     c.fills += 1
-    memmove(tags + 1, tags, w * sizeof(uint64_t))
-    tags[0] = tag
+    for w in range(c.n_ways):
+        cur = tags[w]
+        tags[w] = prev
+        if cur == 0:
+            return
+        prev = cur
+    c.evictions += 1
 
 cdef inline void tc_insert(TlbCache *c, uint64_t key, uint64_t tag) noexcept nogil:
     # Fill without a lookup (the caller knows the tag is absent).
