@@ -506,15 +506,20 @@ TLB_MAX_ENTRIES = 1 << 24
 
 def _tlb_int(value, what):
     # An integer argument (bool, float and str refused), as a Python int.
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
-    return value.__index__()
+    if not isinstance(value, bool) and hasattr(value, "__index__"):
+        try:
+            return value.__index__()
+        except TypeError:               # e.g. an array of more than one element
+            pass
+    raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
 
 
 def tlb_check_geometry(name, g):
     """(entries, ways) of structure `name` as Python ints, or ValueError / TypeError
     naming the structure, the value and what is allowed."""
-    if isinstance(g, (str, bytes)) or not hasattr(g, "__len__") or len(g) != 2:
+    if hasattr(g, "entries") and hasattr(g, "ways"):          # a thpbench.tlb.Geometry
+        g = (g.entries, g.ways)
+    if not isinstance(g, (tuple, list, np.ndarray)) or len(g) != 2:
         raise TypeError(f"geometry[{name!r}] = {g!r}: expected (entries, ways)")
     entries = _tlb_int(g[0], f"geometry[{name!r}] entries")
     ways = _tlb_int(g[1], f"geometry[{name!r}] ways")
