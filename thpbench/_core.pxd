@@ -131,6 +131,7 @@ cdef struct TlbState:
     int64_t n_host
     int default_host_huge
     int host_pt_huge           # host page size backing the guest's page-table pages
+    int walk_model             # 0: a last-level miss counts a walk but models none (pure-TLB run)
     TlbCounters cnt
 
 
@@ -138,7 +139,7 @@ cdef class TlbSim:
     cdef TlbState s
     cdef TlbCache caches[20]   # storage behind the pointers in s (see _tlb.pxi: CACHE_* slots)
     cdef object _keep          # numpy arrays whose buffers s points into
-    cdef public dict geometry  # structure name -> (n_sets, n_ways), as given
+    cdef public dict geometry  # structure name -> (entries, ways), as given
 
 # --- reclaim ---------------------------------------------------------------
 # The classic two-list LRU, the page cache and reclaim (mm/vmscan.c, mm/swap.c,
