@@ -33,17 +33,6 @@ from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memset, memmove
 import numpy as np
 
-# Slots of TlbSim.caches[]
-cdef enum:
-    CACHE_L1_4K = 0
-    CACHE_L1_2M = 1
-    CACHE_L2_4K = 2
-    CACHE_L2_2M = 3
-    CACHE_PWC0 = 4            # 4 + level (level 0 slot: the unified PWC)
-    CACHE_HPWC0 = 10          # 10 + level (level 0 slot: the unified host PWC)
-    CACHE_NTLB = 16
-    CACHE_ABSENT = 17         # an all-zero cache: n_sets == 0, every lookup misses uncounted
-    CACHE_PTCACHE = 18        # data-cache lines holding page-table entries (walker's view)
 
 # Guest page-table pages live in a guest-physical area above any guest memory, one
 # sub-area of 2^48 bytes per level, so that the nested walker has addresses to translate.
@@ -353,8 +342,8 @@ cdef void tlb_run_tlb_only(TlbState *s, const uint64_t *trace, int64_t n) noexce
     L1, then L2, then a walk counted by class.  Counters live in locals and are added
     to the structures at the end; when no mapping array can change an access's class
     (the common pure-TLB case) the class is computed once."""
-    cdef int64_t i, look1[2], miss1[2], ev1[2], look2[2], miss2[2], ev2[2], walks[2]
-    cdef int cls, gh, hh, r, has1[2], has2[2], fixed_cls = -1
+    cdef int64_t i, look1[TLB_NR_SIZES], miss1[TLB_NR_SIZES], ev1[TLB_NR_SIZES], look2[TLB_NR_SIZES], miss2[TLB_NR_SIZES], ev2[TLB_NR_SIZES], walks[TLB_NR_SIZES]
+    cdef int cls, gh, hh, r, has1[TLB_NR_SIZES], has2[TLB_NR_SIZES], fixed_cls = -1
     cdef uint64_t va, key, tag, gpa
     cdef TlbCache *c1
     cdef TlbCache *c2
@@ -552,7 +541,7 @@ cdef class TlbSim:
     def __init__(self, geometry, mode="native", levels=4, host_levels=4, walk_model=True):
         cdef int slot, l
         cdef TlbState *s
-        for l in range(20):
+        for l in range(CACHE_NR_SLOTS):
             if self.caches[l].tags != NULL:
                 raise TypeError("this TlbSim is already initialised: build a new one")
         if not isinstance(mode, str) or mode not in TLB_MODES:
@@ -608,7 +597,7 @@ cdef class TlbSim:
 
     def __dealloc__(self):
         cdef int i
-        for i in range(20):
+        for i in range(CACHE_NR_SLOTS):
             c_free(self.caches[i].tags)
 
     @property
@@ -849,6 +838,6 @@ cdef class TlbSim:
         """Zero every counter; TLB contents are kept (warm caches)."""
         cdef int i
         memset(&self.s.cnt, 0, sizeof(TlbCounters))
-        for i in range(20):
+        for i in range(CACHE_NR_SLOTS):
             self.caches[i].hits = self.caches[i].misses = 0
             self.caches[i].fills = self.caches[i].evictions = 0
