@@ -11,8 +11,8 @@ The model, and where it simplifies the hardware
 * **TLB hierarchy.** L1 data TLBs per page size (4 KiB, 2 MiB) or one L1 shared by
   both sizes (AMD); a second level per size or shared; each an ``(entries, ways)``
   :class:`Geometry` of any set count (indexed by modulo unless a power of two); true
-  LRU (hardware uses pseudo-LRU variants).  Levels are neither inclusive nor exclusive.  Loads and stores share the
-  data TLB; instruction fetches are not simulated (filter them out of traces).
+  LRU (hardware uses pseudo-LRU variants).  Levels are neither inclusive nor
+  exclusive.  Loads and stores share the data TLB; instruction fetches are not simulated (filter them out of traces).
   1 GiB pages, PCIDs/ASIDs, hyperthread partitioning and AMD's skewed or coalescing
   TLBs are not modelled.
 * **Page-walk caches.** Per level, keyed by the virtual-address bits above that level
@@ -198,7 +198,7 @@ class CPU:
                             f"got {type(geometry).__name__}")
         fields = {"pwc": {}, "hpwc": {}}
         for name, g in geometry.items():
-            if isinstance(name, str) and name[:-1] in ("pwc", "hpwc") and name[-1:] in "2345" and name[-1:]:
+            if isinstance(name, str) and name[:-1] in ("pwc", "hpwc") and name[-1:] in ("2", "3", "4", "5"):
                 fields[name[:-1]][int(name[-1])] = Geometry.of(g, f"geometry[{name!r}]")
             elif name in _SIM_TO_CPU_FIELD:
                 fields[_SIM_TO_CPU_FIELD[name]] = Geometry.of(g, f"geometry[{name!r}]")
