@@ -12,9 +12,9 @@ The model, and where it simplifies the hardware
   both sizes (AMD); a second level per size or shared; each an ``(entries, ways)``
   :class:`Geometry` of any set count (indexed by modulo unless a power of two); true
   LRU (hardware uses pseudo-LRU variants).  Levels are neither inclusive nor
-  exclusive.  Loads and stores share the data TLB; instruction fetches are not simulated (filter them out of traces).
-  1 GiB pages, PCIDs/ASIDs, hyperthread partitioning and AMD's skewed or coalescing
-  TLBs are not modelled.
+  exclusive.  Loads and stores share the data TLB; instruction fetches are not
+  simulated (filter them out of traces).  1 GiB pages, PCIDs/ASIDs, hyperthread
+  partitioning and AMD's skewed or coalescing TLBs are not modelled.
 * **Page-walk caches.** Per level, keyed by the virtual-address bits above that level
   (Intel's PML4E/PDPTE/PDE caches), or one unified cache (AMD's page walk cache).
   Probed deepest first; a hit at level *l* leaves *l - leaf* references.  Intel and
