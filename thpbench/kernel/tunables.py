@@ -42,6 +42,10 @@ _SYSFS_SPEC = {
 }
 
 
+#: the THP sysfs files the simulator models: name -> (default, kind) (read-only for users)
+SYSFS_SPEC = _SYSFS_SPEC
+
+
 class _Knobs:
     """A directory of kernel tunables read and written as text by path (sysfs, sysctl):
     the path handling, integer parsing and the membership tests both trees share."""
@@ -139,7 +143,7 @@ class ThpSysfs(_Knobs):
             lo, hi = (0, 1) if kind == "bool" else kind[1:]
             self._v[key] = self._parse_int(key, value, lo, hi)
         if self._ready:
-            self._k._apply_policy()
+            self._k.apply_policy()
 
 
     def values(self) -> dict:
@@ -225,7 +229,7 @@ class VmSysctl(_Knobs):
             return
         self._v[key] = self._parse_int(key, value, lo, hi)
         if self._ready:
-            self._k._apply_policy()
+            self._k.apply_policy()
 
 
     def values(self) -> dict:
