@@ -905,7 +905,7 @@ class Kernel:
         """The huge zero page's state: ``allocated`` (get_huge_zero_folio has run and it
         was not freed), ``pfn`` (its head frame, or None) and ``mapped_pmds`` (PMDs of
         live processes that map it)."""
-        pfn = self.core.huge_zero_pfn()
+        pfn = self.core.huge_zero_pfn
         mapped = 0
         if pfn >= 0:
             for p in self.processes.values():

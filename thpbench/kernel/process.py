@@ -142,6 +142,8 @@ class Process:
                              f"mapped VMAs: {[(hex(v.start), hex(v.end)) for v in self.vmas]}")
 
     def find_vma(self, addr) -> Vma | None:
+        """The VMA holding ``addr``, or None."""
+        self._live()
         for v in self.vmas:
             if v.start <= addr < v.end:
                 return v
