@@ -29,17 +29,6 @@ from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memset, memmove
 import numpy as np
 
-# Slots of TlbSim.caches[]
-cdef enum:
-    CACHE_L1_4K = 0
-    CACHE_L1_2M = 1
-    CACHE_L2_4K = 2
-    CACHE_L2_2M = 3
-    CACHE_PWC0 = 4            # 4 + level (level 0 slot: the unified PWC)
-    CACHE_HPWC0 = 10          # 10 + level (level 0 slot: the unified host PWC)
-    CACHE_NTLB = 16
-    CACHE_ABSENT = 17         # an all-zero cache: n_sets == 0, every lookup misses uncounted
-    CACHE_PTCACHE = 18        # data-cache lines holding page-table entries (walker's view)
 
 # Guest page-table pages live in a guest-physical area above any guest memory, one
 # sub-area of 2^48 bytes per level, so that the nested walker has addresses to translate.
@@ -156,6 +145,8 @@ cdef int64_t tc_invalidate_keys(TlbCache *c, int sub, uint64_t first, uint64_t l
     return n
 
 cdef int tc_init(TlbCache *c, int64_t n_sets, int64_t n_ways) except -1:
+    # The caller (TlbSim.__init__) has checked 1 <= n_sets * n_ways <= TLB_MAX_ENTRIES
+    # in Python integers, so the product below cannot overflow.
     c.n_sets = n_sets
     c.n_ways = n_ways
     c.set_mask = n_sets - 1 if (n_sets & (n_sets - 1)) == 0 else -1
@@ -163,6 +154,49 @@ cdef int tc_init(TlbCache *c, int64_t n_sets, int64_t n_ways) except -1:
     if c.tags == NULL:
         raise MemoryError(f"could not allocate a TLB of {n_sets} x {n_ways} entries")
     return 0
+
+
+cdef inline int tc_touch(TlbCache *c, uint64_t key, uint64_t tag) noexcept nogil:
+    """One LRU access of a present cache, in a single pass: 0 on a hit (the tag moves
+    to the front), 1 on a miss that filled an empty way, 2 on a miss that evicted the
+    least recently used way.  Counters are the caller's (the hot loops keep them in
+    locals).
+
+    Each way the pass walks over moves one step back, so a hit at way w ends with the
+    tag in front and ways 0..w-1 behind it, and a miss ends with the tag in front and
+    the last way pushed out: the same recency-ordered sets as tc_lookup + tc_fill."""
+    cdef uint64_t *tags
+    cdef uint64_t prev = tag, cur
+    cdef int64_t w, nw = c.n_ways
+    if c.set_mask >= 0:
+        tags = c.tags + <int64_t>(key & <uint64_t>c.set_mask) * nw
+    else:
+        tags = c.tags + <int64_t>(key % <uint64_t>c.n_sets) * nw
+    for w in range(nw):
+        cur = tags[w]
+        tags[w] = prev
+        if cur == tag:
+            return 0
+        if cur == 0:                 # empty ways only follow: nothing is evicted
+            return 1
+        prev = cur
+    return 2
+
+
+cdef inline bint tc_access(TlbCache *c, uint64_t key, uint64_t tag) noexcept nogil:
+    # tc_touch with the cache's own counters: True on a hit.  An absent cache misses
+    # uncounted.
+    cdef int r
+    if c.n_sets == 0:
+        return False
+    r = tc_touch(c, key, tag)
+    if r == 0:
+        c.hits += 1
+        return True
+    c.misses += 1
+    c.fills += 1
+    c.evictions += r >> 1
+    return False
 
 
 # ---------------------------------------------------------------------------
@@ -179,10 +213,7 @@ cdef inline uint64_t pt_entry_addr(uint64_t base, uint64_t addr, int level) noex
 cdef inline void pt_ref(TlbCache *ptc, uint64_t entry_addr) noexcept nogil:
     # One walk reference through the data caches: a 64-byte line holds 8 entries.
     cdef uint64_t key = entry_addr >> 6
-    cdef uint64_t tag = tlb_tag(key, 0)
-    cdef int64_t slot = tc_lookup(ptc, key, tag)
-    if slot != -1:
-        tc_fill(ptc, slot, tag)
+    tc_access(ptc, key, tlb_tag(key, 0))
 
 cdef inline int64_t walk_1d(TlbCache **pwc, TlbCache *ptc, uint64_t tbase, uint64_t addr,
                             int levels, int leaf) noexcept nogil:
@@ -249,44 +280,161 @@ cdef inline void nested_walk(TlbState *s, uint64_t va, uint64_t gpa, int gh, int
     s.cnt.host_refs += host
     s.cnt.walk_refs += guest + host
 
-cdef void tlb_run_trace(TlbState *s, const uint64_t *trace, int64_t n) noexcept nogil:
-    cdef int64_t i, r, slot1, slot2, refs
-    cdef uint64_t va, gpa, key, tag, hr
-    cdef int gh, hh, cls
-    cdef int mode = s.mode
+cdef inline int tlb_classify(const TlbState *s, uint64_t va, uint64_t *gpa_out,
+                             int *gh_out, int *hh_out) noexcept nogil:
+    """The page-size class of va's TLB entry (0: 4 KiB, 1: 2 MiB) under the installed
+    mappings; also its guest-physical address and the guest and host page sizes."""
+    cdef int64_t r
+    cdef uint64_t gpa = va, hr
+    cdef int gh = s.default_guest_huge, hh = 0
+    if va >= s.base_va:
+        r = <int64_t>((va - s.base_va) >> 21)
+        if r < s.n_guest:
+            gh = s.guest_huge[r]
+            if s.gpa_region != NULL:
+                gpa = (<uint64_t>s.gpa_region[r] << 21) | (va & REGION_MASK)
+            else:
+                gpa = (<uint64_t>r << 21) | (va & REGION_MASK)
+    gpa_out[0] = gpa
+    gh_out[0] = gh
+    if s.mode == TLB_MODE_NATIVE:
+        hh_out[0] = 0
+        return gh
+    hh = s.default_host_huge
+    hr = gpa >> 21
+    if hr < <uint64_t>s.n_host:
+        hh = s.host_huge[hr]
+    hh_out[0] = hh
+    return gh & hh        # a guest huge page on host 4 KiB pages is splintered
+
+
+cdef int tlb_walk_is_fixed(const TlbState *s) noexcept nogil:
+    """True when a walk's references do not depend on any state: a 1D walk (native or
+    shadow) with no walk cache and no page-table data cache makes levels - class
+    references, so the loop needs no walk model to count them."""
+    cdef int l
+    if not s.walk_model:
+        return True
+    if s.mode == TLB_MODE_NESTED or s.ptcache.n_sets != 0:
+        return False
+    for l in range(2, s.levels + 1):
+        if s.pwc[l].n_sets != 0:
+            return False
+    return True
+
+
+cdef void tlb_run_tlb_only(TlbState *s, const uint64_t *trace, int64_t n) noexcept nogil:
+    """The loop for runs whose walks need no model (walk_model off, or a fixed walk):
+    L1, then L2, then a walk counted by class.  Counters live in locals and are added
+    to the structures at the end; when no mapping array can change an access's class
+    (the common pure-TLB case) the class is computed once."""
+    cdef int64_t i, look1[TLB_NR_SIZES], miss1[TLB_NR_SIZES], ev1[TLB_NR_SIZES], look2[TLB_NR_SIZES], miss2[TLB_NR_SIZES], ev2[TLB_NR_SIZES], walks[TLB_NR_SIZES]
+    cdef int cls, gh, hh, r, has1[TLB_NR_SIZES], has2[TLB_NR_SIZES], fixed_cls = -1
+    cdef uint64_t va, key, tag, gpa
     cdef TlbCache *c1
     cdef TlbCache *c2
+    for cls in range(TLB_NR_SIZES):
+        look1[cls] = miss1[cls] = ev1[cls] = look2[cls] = miss2[cls] = ev2[cls] = walks[cls] = 0
+        has1[cls] = s.l1[cls].n_sets != 0
+        has2[cls] = s.l2[cls].n_sets != 0
+    if s.n_guest == 0 and (s.mode == TLB_MODE_NATIVE or s.n_host == 0):
+        fixed_cls = tlb_classify(s, 0, &gpa, &gh, &hh)
+    if fixed_cls >= 0:
+        cls = fixed_cls
+        c1 = s.l1[cls]
+        c2 = s.l2[cls]
+        if has1[cls] and has2[cls]:
+            for i in range(n):
+                key = trace[i] >> (12 + 9 * cls)
+                tag = tlb_tag(key, cls)
+                r = tc_touch(c1, key, tag)
+                if r == 0:
+                    continue
+                miss1[cls] += 1
+                ev1[cls] += r >> 1
+                r = tc_touch(c2, key, tag)
+                if r == 0:
+                    continue
+                miss2[cls] += 1
+                ev2[cls] += r >> 1
+            look1[cls] = n
+            look2[cls] = miss1[cls]
+            walks[cls] = miss2[cls]
+        elif has1[cls] or has2[cls]:
+            c1 = c1 if has1[cls] else c2
+            for i in range(n):
+                key = trace[i] >> (12 + 9 * cls)
+                r = tc_touch(c1, key, tlb_tag(key, cls))
+                if r == 0:
+                    continue
+                miss1[cls] += 1
+                ev1[cls] += r >> 1
+            look1[cls] = n
+            walks[cls] = miss1[cls]
+            if not has1[cls]:       # the one level present is the second
+                look2[cls], miss2[cls], ev2[cls] = look1[cls], miss1[cls], ev1[cls]
+                look1[cls] = miss1[cls] = ev1[cls] = 0
+        else:
+            walks[cls] = n
+    else:
+        for i in range(n):
+            va = trace[i]
+            cls = tlb_classify(s, va, &gpa, &gh, &hh)
+            key = va >> (12 + 9 * cls)
+            tag = tlb_tag(key, cls)
+            if has1[cls]:
+                look1[cls] += 1
+                r = tc_touch(s.l1[cls], key, tag)
+                if r == 0:
+                    continue
+                miss1[cls] += 1
+                ev1[cls] += r >> 1
+            if has2[cls]:
+                look2[cls] += 1
+                r = tc_touch(s.l2[cls], key, tag)
+                if r == 0:
+                    continue
+                miss2[cls] += 1
+                ev2[cls] += r >> 1
+            walks[cls] += 1
+    for cls in range(TLB_NR_SIZES):
+        # (a shared level is one structure behind both classes: both add to it)
+        c1 = s.l1[cls]
+        c1.hits += look1[cls] - miss1[cls]
+        c1.misses += miss1[cls]
+        c1.fills += miss1[cls]
+        c1.evictions += ev1[cls]
+        c2 = s.l2[cls]
+        c2.hits += look2[cls] - miss2[cls]
+        c2.misses += miss2[cls]
+        c2.fills += miss2[cls]
+        c2.evictions += ev2[cls]
+        s.cnt.walks[cls] += walks[cls]
+        if s.walk_model:
+            # a 1D walk without caches reads every level from the top to the leaf
+            s.cnt.guest_refs += walks[cls] * (s.levels - cls)
+            s.cnt.walk_refs += walks[cls] * (s.levels - cls)
+    s.cnt.accesses += n
+
+
+cdef void tlb_run_trace(TlbState *s, const uint64_t *trace, int64_t n) noexcept nogil:
+    cdef int64_t i, refs
+    cdef uint64_t va, gpa, key, tag
+    cdef int gh, hh, cls
+    cdef int mode = s.mode
+    if tlb_walk_is_fixed(s):
+        tlb_run_tlb_only(s, trace, n)
+        return
     for i in range(n):
         va = trace[i]
-        gh = s.default_guest_huge
-        gpa = va
-        if va >= s.base_va:
-            r = <int64_t>((va - s.base_va) >> 21)
-            if r < s.n_guest:
-                gh = s.guest_huge[r]
-                if s.gpa_region != NULL:
-                    gpa = (<uint64_t>s.gpa_region[r] << 21) | (va & REGION_MASK)
-                else:
-                    gpa = (<uint64_t>r << 21) | (va & REGION_MASK)
-        if mode == TLB_MODE_NATIVE:
-            cls = gh
-            hh = 0
-        else:
-            hh = s.default_host_huge
-            hr = gpa >> 21
-            if hr < <uint64_t>s.n_host:
-                hh = s.host_huge[hr]
-            cls = gh & hh        # a guest huge page on host 4 KiB pages is splintered
+        cls = tlb_classify(s, va, &gpa, &gh, &hh)
         key = va >> (12 + 9 * cls)
         tag = tlb_tag(key, cls)
-        c1 = s.l1[cls]
-        slot1 = tc_lookup(c1, key, tag)
-        if slot1 == -1:
+        # An L1 miss fills L1 at once: the L2 and the walk touch other structures, so
+        # the order of fills does not change any state (levels are not inclusive).
+        if tc_access(s.l1[cls], key, tag):
             continue
-        c2 = s.l2[cls]
-        slot2 = tc_lookup(c2, key, tag)
-        if slot2 == -1:
-            tc_fill(c1, slot1, tag)
+        if tc_access(s.l2[cls], key, tag):
             continue
         if mode == TLB_MODE_NESTED:
             nested_walk(s, va, gpa, gh, hh)
@@ -295,14 +443,26 @@ cdef void tlb_run_trace(TlbState *s, const uint64_t *trace, int64_t n) noexcept 
             s.cnt.guest_refs += refs
             s.cnt.walk_refs += refs
         s.cnt.walks[cls] += 1
-        tc_fill(c2, slot2, tag)
-        tc_fill(c1, slot1, tag)
     s.cnt.accesses += n
 
 
 # ---------------------------------------------------------------------------
 # The Python face
 # ---------------------------------------------------------------------------
+
+def _tlb_flags(a, what):
+    # One bool per 2 MiB region, as a contiguous uint8 array (None stays None).
+    if a is None:
+        return None
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biu" and arr.size:
+        raise TypeError(f"{what} must be an array of booleans, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be one-dimensional, got shape {arr.shape}")
+    if arr.shape[0] > (1 << 40):
+        raise ValueError(f"{what} has {arr.shape[0]} regions, more than 2**40")
+    return np.ascontiguousarray(arr.astype(bool).view(np.uint8))
+
 
 _GEOM_SLOTS = {"l1_4k": CACHE_L1_4K, "l1_2m": CACHE_L1_2M, "l1": CACHE_L1_4K,
                "l2_4k": CACHE_L2_4K, "l2_2m": CACHE_L2_2M, "l2": CACHE_L2_4K,
@@ -314,30 +474,68 @@ for _l in range(2, 6):
 del _l
 
 
+#: Largest number of entries of one structure (TlbSim validates before allocating:
+#: 2**24 tags are 128 MiB).
+TLB_MAX_ENTRIES = 1 << 24
+
+
+def _tlb_int(value, what):
+    # An integer argument (bool, float and str refused), as a Python int.
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    return value.__index__()
+
+
+def tlb_check_geometry(name, g):
+    """(entries, ways) of structure `name` as Python ints, or ValueError / TypeError
+    naming the structure, the value and what is allowed."""
+    if isinstance(g, (str, bytes)) or not hasattr(g, "__len__") or len(g) != 2:
+        raise TypeError(f"geometry[{name!r}] = {g!r}: expected (entries, ways)")
+    entries = _tlb_int(g[0], f"geometry[{name!r}] entries")
+    ways = _tlb_int(g[1], f"geometry[{name!r}] ways")
+    if not (1 <= ways <= entries <= TLB_MAX_ENTRIES) or entries % ways:
+        raise ValueError(f"geometry[{name!r}] = ({entries}, {ways}): need 1 <= ways <= entries "
+                         f"<= {TLB_MAX_ENTRIES} (2**24) and entries a multiple of ways "
+                         f"(entries // ways sets)")
+    return entries, ways
+
+
 cdef class TlbSim:
     """Low-level TLB hierarchy + page-walk simulator (use thpbench.tlb.MMU instead).
 
-    ``geometry`` maps structure names to ``(n_sets, n_ways)``: ``l1_4k``/``l1_2m`` or a
-    shared ``l1``; ``l2_4k``/``l2_2m`` or a shared ``l2``; ``pwc2``..``pwc5`` or a
-    unified ``pwc``; ``hpwc2``..``hpwc5`` or ``hpwc`` (host walk caches); ``ntlb``;
-    ``ptcache``, the data-cache lines (64 B, 8 entries) that walk references go through.
-    A missing name is an absent structure.  ``mode`` is "native", "nested" or "shadow";
-    ``levels`` and ``host_levels`` are 4 or 5.
+    ``geometry`` maps structure names to ``(entries, ways)`` (``entries // ways`` sets;
+    ``ways == entries``: fully associative), the convention of ``thpbench.tlb.Geometry``:
+    ``l1_4k``/``l1_2m`` or a shared ``l1``; ``l2_4k``/``l2_2m`` or a shared ``l2``;
+    ``pwc2``..``pwc5`` or a unified ``pwc``; ``hpwc2``..``hpwc5`` or ``hpwc`` (host walk
+    caches); ``ntlb``; ``ptcache``, the data-cache lines (64 B, 8 entries) that walk
+    references go through.  A missing name is an absent structure.  ``mode`` is
+    "native", "nested" or "shadow"; ``levels`` and ``host_levels`` are 4 or 5.
+
+    ``walk_model=False`` makes a pure-TLB run: a miss in the last TLB level counts a
+    completed walk (``dtlb_load_misses.walk_completed*``) but no walk is modelled (no
+    walk references, walk caches, nested TLB or page-table lines are touched).
     """
 
     def __cinit__(self):
         self._keep = ()
 
-    def __init__(self, dict geometry, str mode="native", int levels=4, int host_levels=4):
+    def __init__(self, geometry, mode="native", levels=4, host_levels=4, walk_model=True):
         cdef int slot, l
-        cdef int64_t n_sets, n_ways
         cdef TlbState *s
-        if mode not in TLB_MODES:
+        for l in range(CACHE_NR_SLOTS):
+            if self.caches[l].tags != NULL:
+                raise TypeError("this TlbSim is already initialised: build a new one")
+        if not isinstance(mode, str) or mode not in TLB_MODES:
             raise ValueError(f"mode {mode!r} is not one of {sorted(TLB_MODES)}")
-        if levels not in (4, 5):
+        if _tlb_int(levels, "levels") not in (4, 5):
             raise ValueError(f"levels={levels} is not allowed: x86-64 paging has 4 or 5 levels")
-        if host_levels not in (4, 5):
+        if _tlb_int(host_levels, "host_levels") not in (4, 5):
             raise ValueError(f"host_levels={host_levels} is not allowed: 4 or 5")
+        if not isinstance(walk_model, (bool, np.bool_)):
+            raise TypeError(f"walk_model must be True or False, got {walk_model!r}")
+        if not hasattr(geometry, "items"):
+            raise TypeError(f"geometry must be a mapping of structure name to (entries, ways), "
+                            f"got {type(geometry).__name__}")
         for name in geometry:
             if name not in _GEOM_SLOTS:
                 raise ValueError(f"unknown TLB structure {name!r}; allowed: {sorted(_GEOM_SLOTS)}")
@@ -347,30 +545,23 @@ cdef class TlbSim:
         for a in ("pwc", "hpwc"):
             if a in geometry and any(f"{a}{l}" in geometry for l in range(2, 6)):
                 raise ValueError(f"give either a unified {a!r} or per-level {a}2..{a}5, not both")
-        for name, g in geometry.items():
-            try:
-                # (boundscheck is off module-wide: check the length before indexing)
-                if len(g) != 2:
-                    raise TypeError
-                n_sets, n_ways = int(g[0]), int(g[1])
-            except (TypeError, ValueError):
-                raise TypeError(f"geometry[{name!r}] = {g!r}: expected (n_sets, n_ways)") from None
-            if n_sets < 1 or n_ways < 1 or n_sets * n_ways > (1 << 24):
-                raise ValueError(f"geometry[{name!r}] = {g!r}: n_sets and n_ways must be >= 1 "
-                                 f"and n_sets * n_ways <= 2**24")
-        for name, g in geometry.items():
+        # Every geometry is checked, in Python integers, before any allocation: a product
+        # that overflows int64 could otherwise allocate nothing and be written to.
+        checked = {name: tlb_check_geometry(name, g) for name, g in geometry.items()}
+        for name, (entries, ways) in checked.items():
             slot = _GEOM_SLOTS[name]
-            tc_init(&self.caches[slot], int(g[0]), int(g[1]))
+            tc_init(&self.caches[slot], entries // ways, ways)
         s = &self.s
         s.mode = TLB_MODES[mode]
         s.levels = levels
         s.host_levels = host_levels
+        s.walk_model = bool(walk_model)
         s.l1[0] = &self.caches[CACHE_L1_4K]
-        s.l1[1] = &self.caches[CACHE_L1_4K if "l1" in geometry else CACHE_L1_2M]
+        s.l1[1] = &self.caches[CACHE_L1_4K if "l1" in checked else CACHE_L1_2M]
         s.l2[0] = &self.caches[CACHE_L2_4K]
-        s.l2[1] = &self.caches[CACHE_L2_4K if "l2" in geometry else CACHE_L2_2M]
-        s.pwc_unified = "pwc" in geometry
-        s.hpwc_unified = "hpwc" in geometry
+        s.l2[1] = &self.caches[CACHE_L2_4K if "l2" in checked else CACHE_L2_2M]
+        s.pwc_unified = "pwc" in checked
+        s.hpwc_unified = "hpwc" in checked
         for l in range(TLB_MAX_LEVELS):
             s.pwc[l] = &self.caches[CACHE_PWC0 if s.pwc_unified else CACHE_PWC0 + l]
             s.hpwc[l] = &self.caches[CACHE_HPWC0 if s.hpwc_unified else CACHE_HPWC0 + l]
@@ -378,12 +569,16 @@ cdef class TlbSim:
         s.hpwc[0] = s.hpwc[1] = &self.caches[CACHE_ABSENT]
         s.ntlb = &self.caches[CACHE_NTLB]
         s.ptcache = &self.caches[CACHE_PTCACHE]
-        self.geometry = dict(geometry)
+        self.geometry = checked
         self.set_mapping()
+
+    @property
+    def walk_model(self):
+        return bool(self.s.walk_model)
 
     def __dealloc__(self):
         cdef int i
-        for i in range(20):
+        for i in range(CACHE_NR_SLOTS):
             c_free(self.caches[i].tags)
 
     @property
@@ -398,73 +593,86 @@ cdef class TlbSim:
     def host_levels(self):
         return self.s.host_levels
 
-    def set_mapping(self, guest_huge=None, uint64_t base_va=0, bint default_guest_huge=False,
-                    gpa_region=None, host_huge=None, bint default_host_huge=False,
+    def set_mapping(self, guest_huge=None, base_va=0, default_guest_huge=False,
+                    gpa_region=None, host_huge=None, default_host_huge=False,
                     host_pt_huge=None):
-        """Install the mappings the walker sees (the contract is documented in tlb.MMU)."""
+        """Install the mappings the walker sees (the contract is documented in tlb.MMU).
+        Every argument is checked before anything changes: on an error the previous
+        mapping stays installed."""
         cdef const uint8_t[::1] g
         cdef const uint8_t[::1] h
         cdef const int64_t[::1] m
         cdef TlbState *s = &self.s
-        keep = []
-        if guest_huge is None:
-            s.guest_huge = NULL
-            s.n_guest = 0
-        else:
-            ga = np.ascontiguousarray(np.asarray(guest_huge, dtype=bool).view(np.uint8))
-            if ga.ndim != 1:
-                raise ValueError(f"guest_huge must be one-dimensional, got shape {ga.shape}")
-            keep.append(ga)
-            g = ga
-            s.n_guest = ga.shape[0]
-            s.guest_huge = &g[0] if ga.shape[0] else NULL
+        ga = _tlb_flags(guest_huge, "guest_huge")
+        ha = _tlb_flags(host_huge, "host_huge")
+        base_va = _tlb_int(base_va, "base_va")
+        if not 0 <= base_va < (1 << 64):
+            raise ValueError(f"base_va={base_va:#x} is outside the 64-bit address space")
         if base_va & REGION_MASK:
             raise ValueError(f"base_va={base_va:#x} is not 2 MiB aligned")
-        s.base_va = base_va
-        s.default_guest_huge = default_guest_huge
-        if gpa_region is None:
-            s.gpa_region = NULL
-        else:
-            ma = np.ascontiguousarray(np.asarray(gpa_region, dtype=np.int64))
-            if ma.ndim != 1 or ma.shape[0] != s.n_guest:
+        n_guest = 0 if ga is None else ga.shape[0]
+        ma = None
+        if gpa_region is not None:
+            try:
+                ma = np.ascontiguousarray(np.asarray(gpa_region), dtype=np.int64)
+            except (TypeError, ValueError, OverflowError):
+                raise TypeError(f"gpa_region must be an integer array, got {gpa_region!r}") from None
+            if np.asarray(gpa_region).dtype.kind not in "iub" and np.asarray(gpa_region).size:
+                raise TypeError(f"gpa_region must be an integer array, got dtype "
+                                f"{np.asarray(gpa_region).dtype}")
+            if ma.ndim != 1 or ma.shape[0] != n_guest:
                 raise ValueError(f"gpa_region must have one entry per guest region "
-                                 f"({s.n_guest}), got shape {ma.shape}")
+                                 f"({n_guest}), got shape {ma.shape}")
             if ma.shape[0] and (ma.min() < 0 or ma.max() >= (1 << 30)):
                 raise ValueError("gpa_region values must be guest-physical 2 MiB region "
                                  "numbers in [0, 2**30)")
-            keep.append(ma)
+        for what, v in (("default_guest_huge", default_guest_huge),
+                        ("default_host_huge", default_host_huge), ("host_pt_huge", host_pt_huge)):
+            if v is not None and not isinstance(v, (bool, int, np.bool_, np.integer)):
+                raise TypeError(f"{what} must be a bool, got {v!r}")
+        # -- everything checked: install --
+        keep = [x for x in (ga, ma, ha) if x is not None]
+        if ga is None or ga.shape[0] == 0:
+            s.guest_huge = NULL
+            s.n_guest = 0
+        else:
+            g = ga
+            s.n_guest = ga.shape[0]
+            s.guest_huge = &g[0]
+        s.base_va = base_va
+        s.default_guest_huge = bool(default_guest_huge)
+        if ma is None or ma.shape[0] == 0:
+            s.gpa_region = NULL
+        else:
             m = ma
-            s.gpa_region = &m[0] if ma.shape[0] else NULL
-        if host_huge is None:
+            s.gpa_region = &m[0]
+        if ha is None or ha.shape[0] == 0:
             s.host_huge = NULL
             s.n_host = 0
         else:
-            ha = np.ascontiguousarray(np.asarray(host_huge, dtype=bool).view(np.uint8))
-            if ha.ndim != 1:
-                raise ValueError(f"host_huge must be one-dimensional, got shape {ha.shape}")
-            keep.append(ha)
             h = ha
             s.n_host = ha.shape[0]
-            s.host_huge = &h[0] if ha.shape[0] else NULL
-        s.default_host_huge = default_host_huge
-        s.host_pt_huge = default_host_huge if host_pt_huge is None else bool(host_pt_huge)
+            s.host_huge = &h[0]
+        s.default_host_huge = bool(default_host_huge)
+        s.host_pt_huge = s.default_host_huge if host_pt_huge is None else bool(host_pt_huge)
         self._keep = tuple(keep)
 
     def run(self, trace):
         """Translate every virtual address of `trace` (uint64 array); counters accumulate."""
         cdef const uint64_t[::1] t
-        arr = np.ascontiguousarray(trace)
+        arr = np.asarray(trace)
+        if arr.ndim != 1:
+            raise ValueError(f"trace must be one-dimensional, got shape {arr.shape}")
         if arr.dtype != np.uint64:
             if arr.dtype.kind not in "iu":
                 raise TypeError(f"trace must be an integer array of virtual addresses, got {arr.dtype}")
             if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-                raise ValueError("trace holds negative addresses")
+                raise ValueError(f"trace holds negative addresses (first: {int(arr[arr < 0][0])})")
             arr = arr.astype(np.uint64)
-        if arr.ndim != 1:
-            raise ValueError(f"trace must be one-dimensional, got shape {arr.shape}")
-        t = arr
+        arr = np.ascontiguousarray(arr)
         if arr.shape[0] == 0:
             return
+        t = arr
         with nogil:
             tlb_run_trace(&self.s, &t[0], t.shape[0])
 
@@ -477,7 +685,7 @@ cdef class TlbSim:
         self.s.cnt.nr_tlb_local_flush_all += 1
         self.s.cnt.entries_flushed += n
 
-    def flush_range(self, uint64_t va, uint64_t nbytes, int stride_shift=12):
+    def flush_range(self, va, nbytes, stride_shift=12):
         """flush_tlb_mm_range(mm, va, va + nbytes, stride_shift): invalidate the TLB entries
         of either size and the walk-cache entries overlapping the range, or everything
         when the range spans more than tlb_single_page_flush_ceiling strides
@@ -487,15 +695,20 @@ cdef class TlbSim:
         cdef int cls, l, i
         cdef int64_t n = 0
         cdef TlbCache *c
+        va = _tlb_int(va, "va")
+        nbytes = _tlb_int(nbytes, "nbytes")
+        stride_shift = _tlb_int(stride_shift, "stride_shift")
         if stride_shift not in (12, 21):
             raise ValueError(f"stride_shift={stride_shift}: allowed 12 (PAGE_SHIFT) or 21 (PMD_SHIFT)")
+        if va < 0 or nbytes < 0 or va + nbytes > (1 << 64):
+            raise ValueError(f"range va={va:#x} nbytes={nbytes:#x}: need va >= 0, nbytes >= 0 "
+                             f"and va + nbytes <= 2**64")
         if nbytes == 0:
             return
-        if va + nbytes < va:
-            raise ValueError(f"range {va:#x} + {nbytes:#x} overflows the address space")
         self.s.cnt.flush_range_calls += 1
-        end = va + nbytes
-        nr = ((end - 1) >> stride_shift) - (va >> stride_shift) + 1
+        # (computed in Python integers: va + nbytes may be exactly 2**64)
+        nr = (((va + nbytes - 1) >> stride_shift) - (va >> stride_shift) + 1)
+        end = <uint64_t>((va + nbytes - 1) & ((1 << 64) - 1)) + 1
         if nr > TLB_SINGLE_PAGE_FLUSH_CEILING:
             for i in range(CACHE_NTLB):
                 n += tc_invalidate_all(&self.caches[i])
@@ -606,6 +819,6 @@ cdef class TlbSim:
         """Zero every counter; TLB contents are kept (warm caches)."""
         cdef int i
         memset(&self.s.cnt, 0, sizeof(TlbCounters))
-        for i in range(20):
+        for i in range(CACHE_NR_SLOTS):
             self.caches[i].hits = self.caches[i].misses = 0
             self.caches[i].fills = self.caches[i].evictions = 0

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from thpbench._core import TlbSim, TLB_SINGLE_PAGE_FLUSH_CEILING
+from thpbench._core import TlbSim, TLB_SINGLE_PAGE_FLUSH_CEILING, TLB_MAX_ENTRIES
 
 __all__ = [
     "Geometry", "CPU", "PRESETS", "preset", "MMU", "RuntimeModel", "COSTS_2010",
@@ -64,17 +64,33 @@ HPAGE_PMD_SIZE = 1 << PMD_SHIFT
 
 @dataclass(frozen=True)
 class Geometry:
-    """``entries`` in ``ways``-way sets (``ways == entries``: fully associative)."""
+    """``entries`` in ``ways``-way sets (``ways == entries``: fully associative).
+
+    ``(entries, ways)`` is the one geometry convention of thpbench: ``TlbSim`` and
+    :meth:`CPU.geometry` use it too.  At most ``TLB_MAX_ENTRIES`` (2**24) entries."""
 
     entries: int
     ways: int
 
     def __post_init__(self):
-        if not (isinstance(self.entries, int) and isinstance(self.ways, int)):
-            raise TypeError(f"Geometry({self.entries!r}, {self.ways!r}): entries and ways must be int")
-        if self.entries < 1 or self.ways < 1 or self.entries % self.ways:
-            raise ValueError(f"Geometry({self.entries}, {self.ways}): need entries >= 1, ways >= 1 "
-                             f"and entries a multiple of ways")
+        for what, v in (("entries", self.entries), ("ways", self.ways)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"Geometry({self.entries!r}, {self.ways!r}): {what} must be an "
+                                f"integer, got {type(v).__name__}")
+        object.__setattr__(self, "entries", int(self.entries))
+        object.__setattr__(self, "ways", int(self.ways))
+        if not 1 <= self.ways <= self.entries <= TLB_MAX_ENTRIES or self.entries % self.ways:
+            raise ValueError(f"Geometry({self.entries}, {self.ways}): need 1 <= ways <= entries "
+                             f"<= {TLB_MAX_ENTRIES} (2**24) and entries a multiple of ways")
+
+    @classmethod
+    def of(cls, g, what: str = "geometry") -> "Geometry":
+        """A Geometry from a Geometry or an ``(entries, ways)`` pair."""
+        if isinstance(g, Geometry):
+            return g
+        if isinstance(g, (tuple, list)) and len(g) == 2:
+            return cls(g[0], g[1])
+        raise TypeError(f"{what} = {g!r}: expected a Geometry or (entries, ways)")
 
     @property
     def sets(self) -> int:
@@ -82,7 +98,13 @@ class Geometry:
 
     def scaled(self, factor: float) -> "Geometry":
         """More sets, same associativity (at least one set)."""
+        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(factor) or factor <= 0:
+            raise ValueError(f"scale factor {factor!r} must be a finite number > 0")
         sets = max(1, int(round(self.sets * factor)))
+        if sets * self.ways > TLB_MAX_ENTRIES:
+            raise ValueError(f"{self} scaled by {factor!r} has {sets * self.ways} entries, more "
+                             f"than TLB_MAX_ENTRIES = {TLB_MAX_ENTRIES} (2**24)")
         return Geometry(sets * self.ways, self.ways)
 
     def __str__(self):
@@ -106,11 +128,17 @@ class CPU:
     line holds 8 entries), so walks of sparse 4 KiB tables miss more than walks that
     stop at a PMD.  ``stlb_hit_cycles``, ``walk_ref_cached_cycles`` and
     ``walk_ref_cycles`` (a reference that misses ``ptcache``) feed the cost model.
+
+    Every structure is a :class:`Geometry` or an ``(entries, ways)`` pair, so a CPU can be
+    built from a geometry alone (``name``, ``year`` and ``source`` are optional)::
+
+        CPU(l1_4k=(64, 4), l2_shared=(1536, 12))
+        CPU.from_geometry({"l1_4k": (64, 4), "l2": (1536, 12)})   # TlbSim's names
     """
 
-    name: str
-    year: int
-    source: str
+    name: str = "custom CPU"
+    year: int | None = None
+    source: str = ""
     l1_4k: Geometry | None = None
     l1_2m: Geometry | None = None
     l1_shared: Geometry | None = None
@@ -131,6 +159,19 @@ class CPU:
     assumed: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"CPU name must be a str, got {self.name!r}")
+        if self.year is not None and (isinstance(self.year, bool) or not isinstance(self.year, int)):
+            raise TypeError(f"{self.name}: year must be an int or None, got {self.year!r}")
+        for f in _CPU_GEOMETRY_FIELDS:
+            g = getattr(self, f)
+            if g is not None:
+                object.__setattr__(self, f, Geometry.of(g, f"{self.name}: {f}"))
+        for f in ("pwc", "hpwc"):
+            d = getattr(self, f)
+            if not isinstance(d, dict):
+                raise TypeError(f"{self.name}: {f} must be a dict level -> Geometry, got {d!r}")
+            object.__setattr__(self, f, {l: Geometry.of(g, f"{self.name}: {f}[{l}]") for l, g in d.items()})
         if self.l1_shared is not None and (self.l1_4k or self.l1_2m):
             raise ValueError(f"{self.name}: give l1_shared or l1_4k/l1_2m, not both")
         if self.l2_shared is not None and (self.l2_4k or self.l2_2m):
@@ -144,13 +185,32 @@ class CPU:
         if self.levels not in (4, 5):
             raise ValueError(f"{self.name}: levels={self.levels}, allowed 4 or 5")
 
+    @classmethod
+    def from_geometry(cls, geometry: dict, **kw) -> "CPU":
+        """A CPU from ``TlbSim``'s geometry dict (``{"l1_4k": (64, 4), "l2": (1536, 12),
+        "pwc2": (32, 4), ...}``, each ``(entries, ways)``); ``kw`` sets the other fields
+        (name, year, source, levels, cycle costs).  The inverse of :meth:`geometry`."""
+        if not isinstance(geometry, dict):
+            raise TypeError(f"geometry must be a dict of structure name -> (entries, ways), "
+                            f"got {type(geometry).__name__}")
+        fields = {"pwc": {}, "hpwc": {}}
+        for name, g in geometry.items():
+            if isinstance(name, str) and name[:-1] in ("pwc", "hpwc") and name[-1:] in "2345" and name[-1:]:
+                fields[name[:-1]][int(name[-1])] = Geometry.of(g, f"geometry[{name!r}]")
+            elif name in _SIM_TO_CPU_FIELD:
+                fields[_SIM_TO_CPU_FIELD[name]] = Geometry.of(g, f"geometry[{name!r}]")
+            else:
+                raise ValueError(f"unknown TLB structure {name!r}; allowed: "
+                                 f"{sorted(_SIM_TO_CPU_FIELD) + ['pwc2..pwc5', 'hpwc2..hpwc5']}")
+        return cls(**fields, **kw)
+
     def geometry(self) -> dict:
-        """Structure name -> (n_sets, n_ways), as ``_core.TlbSim`` takes it."""
+        """Structure name -> (entries, ways), as ``_core.TlbSim`` takes it."""
         out = {}
 
         def put(name, g):
             if g is not None:
-                out[name] = (g.sets, g.ways)
+                out[name] = (g.entries, g.ways)
 
         if self.l1_shared is not None:
             put("l1", self.l1_shared)
@@ -174,6 +234,11 @@ class CPU:
         put("ptcache", self.ptcache)
         return out
 
+    def field_of(self, structure: str) -> str:
+        """The CPU field behind ``TlbSim`` structure name ``structure`` ("l2" ->
+        "l2_shared", "pwc" -> "pwc_unified", "pwc2" -> "pwc2", ...)."""
+        return _SIM_TO_CPU_FIELD.get(structure, structure)
+
     def l2_entries(self) -> int:
         return sum(g.entries for g in (self.l2_shared, self.l2_4k, self.l2_2m) if g is not None)
 
@@ -187,25 +252,42 @@ class CPU:
         the second level), ``pwc_scale`` the sets of every walk cache, ``nested_scale``
         the nested TLB and host walk caches; ``walk_speedup`` divides ``walk_ref_cycles``.
         """
-        if min(tlb_scale, pwc_scale, walk_speedup, nested_scale) <= 0 or (l2_scale is not None and l2_scale <= 0):
-            raise ValueError("scales and speedups must be > 0")
+        for what, v in (("tlb_scale", tlb_scale), ("l2_scale", l2_scale), ("pwc_scale", pwc_scale),
+                        ("walk_speedup", walk_speedup), ("nested_scale", nested_scale)):
+            if v is None and what == "l2_scale":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{what} must be a number, got {v!r}")
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{what}={v!r}: scales and speedups must be finite and > 0")
         l2s = tlb_scale if l2_scale is None else l2_scale
+        if add_pde_cache is not None:
+            add_pde_cache = Geometry.of(add_pde_cache, "add_pde_cache")
 
-        def sc(g, f):
-            return None if g is None else g.scaled(f)
+        def sc(g, f, what):
+            # each structure is checked before any is built: TLB_MAX_ENTRIES bounds them
+            if g is None:
+                return None
+            try:
+                return g.scaled(f)
+            except ValueError as e:
+                raise ValueError(f"{what}={f!r} makes {self.name!r} too large: {e}") from None
 
-        pwc = {l: g.scaled(pwc_scale) for l, g in self.pwc.items()}
+        l2_what = "tlb_scale" if l2_scale is None else "l2_scale"
+        pwc = {l: sc(g, pwc_scale, "pwc_scale") for l, g in self.pwc.items()}
         if add_pde_cache is not None and self.pwc_unified is None:
             pwc.setdefault(2, add_pde_cache)
         return dataclasses.replace(
             self,
             name=name or f"{self.name} (better)",
-            l1_4k=sc(self.l1_4k, tlb_scale), l1_2m=sc(self.l1_2m, tlb_scale),
-            l1_shared=sc(self.l1_shared, tlb_scale),
-            l2_4k=sc(self.l2_4k, l2s), l2_2m=sc(self.l2_2m, l2s), l2_shared=sc(self.l2_shared, l2s),
-            pwc=pwc, pwc_unified=sc(self.pwc_unified, pwc_scale),
-            hpwc={l: g.scaled(nested_scale) for l, g in self.hpwc.items()},
-            hpwc_unified=sc(self.hpwc_unified, nested_scale), ntlb=sc(self.ntlb, nested_scale),
+            l1_4k=sc(self.l1_4k, tlb_scale, "tlb_scale"), l1_2m=sc(self.l1_2m, tlb_scale, "tlb_scale"),
+            l1_shared=sc(self.l1_shared, tlb_scale, "tlb_scale"),
+            l2_4k=sc(self.l2_4k, l2s, l2_what), l2_2m=sc(self.l2_2m, l2s, l2_what),
+            l2_shared=sc(self.l2_shared, l2s, l2_what),
+            pwc=pwc, pwc_unified=sc(self.pwc_unified, pwc_scale, "pwc_scale"),
+            hpwc={l: sc(g, nested_scale, "nested_scale") for l, g in self.hpwc.items()},
+            hpwc_unified=sc(self.hpwc_unified, nested_scale, "nested_scale"),
+            ntlb=sc(self.ntlb, nested_scale, "nested_scale"),
             walk_ref_cycles=self.walk_ref_cycles / walk_speedup,
             walk_ref_cached_cycles=self.walk_ref_cached_cycles / walk_speedup,
         )
@@ -222,6 +304,14 @@ class CPU:
                 rows.append({"structure": f"{prefix}{l}", "entries": g.entries, "ways": g.ways,
                              "sets": g.sets})
         return pd.DataFrame(rows)
+
+
+_CPU_GEOMETRY_FIELDS = ("l1_4k", "l1_2m", "l1_shared", "l2_4k", "l2_2m", "l2_shared",
+                        "pwc_unified", "hpwc_unified", "ntlb", "ptcache")
+# TlbSim's structure names -> CPU fields (per-level walk caches keep their names, pwc2..)
+_SIM_TO_CPU_FIELD = {"l1_4k": "l1_4k", "l1_2m": "l1_2m", "l1": "l1_shared", "l2_4k": "l2_4k",
+                     "l2_2m": "l2_2m", "l2": "l2_shared", "pwc": "pwc_unified",
+                     "hpwc": "hpwc_unified", "ntlb": "ntlb", "ptcache": "ptcache"}
 
 
 # Intel documents the TLBs but not the paging-structure caches; these per-level sizes
@@ -340,6 +430,14 @@ class MMU:
     mode : "native", "nested" or "shadow"
     levels, host_levels : 4 or 5
         Paging levels of the guest (or native) and host tables; default ``cpu.levels``.
+    walk_model : bool
+        False for a pure-TLB run: a miss in the last TLB level counts a completed walk
+        but no walk is modelled (no walk references, walk caches or nested TLB), which
+        makes the run several times faster.
+
+    :meth:`counters` holds, besides the perf-style totals, each structure's hits and
+    misses under the CPU's field names: ``l1_4k_hits``, ``l1_4k_misses``,
+    ``l2_shared_hits``, ``pwc_unified_misses``, ``pwc2_hits`` (the PDE cache), ...
 
     The mapping contract (what the simulated kernel and host provide)
     ------------------------------------------------------------------
@@ -373,15 +471,20 @@ class MMU:
     """
 
     def __init__(self, cpu: CPU | str = "skylake", mode: str = "native",
-                 levels: int | None = None, host_levels: int | None = None):
+                 levels: int | None = None, host_levels: int | None = None,
+                 walk_model: bool = True):
         self.cpu = preset(cpu) if isinstance(cpu, str) else cpu
         if not isinstance(self.cpu, CPU):
             raise TypeError(f"cpu must be a CPU or a preset name, got {type(cpu).__name__}")
         self.mode = mode
         self.levels = self.cpu.levels if levels is None else levels
         self.host_levels = self.levels if host_levels is None else host_levels
+        self._attached = None
         self.sim = TlbSim(self.cpu.geometry(), mode=mode, levels=self.levels,
-                          host_levels=self.host_levels)
+                          host_levels=self.host_levels, walk_model=walk_model)
+        self.walk_model = self.sim.walk_model
+        # counters() names: TlbSim structure -> CPU field
+        self._fields = {name: self.cpu.field_of(name) for name in self.sim.geometry}
         self._pte_writes = 0
         self._exits = 0
 
@@ -403,10 +506,10 @@ class MMU:
     def run(self, trace) -> dict:
         """Translate every address of ``trace``; returns the counters of this run alone
         (cumulative ones stay in :meth:`counters`)."""
-        before = self.sim.counters()
+        before = self.counters()
         self.sim.run(trace)
-        after = self.sim.counters()
-        return {k: after[k] - before[k] for k in after}
+        after = self.counters()
+        return {k: after[k] - before[k] for k in after if k not in ("mmu_pte_write", "exits")}
 
     def flush_range(self, va: int, nbytes: int, stride_shift: int = PAGE_SHIFT) -> None:
         self.sim.flush_range(va, nbytes, stride_shift)
@@ -461,12 +564,19 @@ class MMU:
         counted (each one an exit under shadow paging).  ``host_huge`` etc. are as in
         :meth:`map` (the host's backing of guest-physical memory).  :meth:`detach` ends it.
         """
-        self.detach()
+        # An exited process has no page tables left (and its pid may already name
+        # another process): refuse it before touching anything.
+        if not hasattr(process, "alive") or not hasattr(process, "pmd_mapped"):
+            raise TypeError(f"process must be a thpbench.kernel.Process, got {type(process).__name__}")
+        if not process.alive:
+            raise ValueError(f"process {process.pid} has exited: MMU.attach needs a live process")
         start = int(start) >> PMD_SHIFT << PMD_SHIFT
         end = -(-int(end) >> PMD_SHIFT) << PMD_SHIFT
         if end <= start:
             raise ValueError(f"empty range [{start:#x}, {end:#x})")
-        self.map(guest_huge=process.pmd_mapped(start, end), base_va=start, host_huge=host_huge,
+        guest_huge = process.pmd_mapped(start, end)      # raises on a range outside the window
+        self.detach()
+        self.map(guest_huge=guest_huge, base_va=start, host_huge=host_huge,
                  default_host_huge=default_host_huge, host_pt_huge=host_pt_huge)
         self._attached = (process, start, end)
         process.kernel.tlb_flush_hooks.append(self._kernel_event)
@@ -474,7 +584,7 @@ class MMU:
 
     def detach(self) -> None:
         """Stop following the attached process (if any)."""
-        att = getattr(self, "_attached", None)
+        att = self._attached
         if att is not None:
             hooks = att[0].kernel.tlb_flush_hooks
             if self._kernel_event in hooks:
@@ -482,6 +592,8 @@ class MMU:
             self._attached = None
 
     def _kernel_event(self, pid: int, start: int, nbytes: int, kind: str) -> None:
+        if self._attached is None:
+            return
         process, lo, hi = self._attached
         if pid != process.pid or start >= hi or start + nbytes <= lo:
             return
@@ -492,6 +604,10 @@ class MMU:
         if stride is not None:
             self.flush_range(start, nbytes, stride)
         self.guest_pte_writes(writes if writes is not None else max(1, nbytes >> PAGE_SHIFT))
+        if not process.alive:
+            # exit_mmap's zap was the last event of this mm: stop following it, so that a
+            # later process given the same pid is not mistaken for it
+            self.detach()
 
     def run_with_events(self, trace, events) -> dict:
         """Run ``trace`` with mapping changes in between: ``events`` is an iterable of
@@ -527,7 +643,14 @@ class MMU:
             self._exits += n
 
     def counters(self) -> dict:
+        """Cumulative counters: TlbSim's (perf-style names), each structure's hits and
+        misses under the CPU's field names (``l1_4k_hits``, ``l2_shared_misses``, ...),
+        ``mmu_pte_write`` and ``exits``."""
         c = self.sim.counters()
+        for name, st in self.sim.cache_stats().items():
+            f = self._fields[name]
+            c[f"{f}_hits"] = st["hits"]
+            c[f"{f}_misses"] = st["misses"]
         c["mmu_pte_write"] = self._pte_writes
         c["exits"] = self._exits
         return c

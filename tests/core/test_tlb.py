@@ -12,7 +12,7 @@ GiB = 1 << 30
 
 def bare(mode="native", levels=4, host_levels=4, **geom):
     """A simulator with only the structures given (default: a small L1 and L2)."""
-    g = {"l1_4k": (16, 4), "l1_2m": (8, 4), "l2": (128, 12)}
+    g = {"l1_4k": (64, 4), "l1_2m": (32, 4), "l2": (1536, 12)}
     g.update(geom)
     return TlbSim({k: v for k, v in g.items() if v is not None}, mode=mode, levels=levels,
                   host_levels=host_levels)
@@ -50,7 +50,7 @@ def test_working_set_within_l1_hits_after_warmup():
 
 def test_lru_within_a_set():
     # one set of 2 ways: a b a c -> c evicts b (LRU), so b misses again, a hits
-    sim = TlbSim({"l1_4k": (1, 2)})
+    sim = TlbSim({"l1_4k": (2, 2)})
     a, b, c = 0, 4096, 8192
     sim.run(np.array([a, b, a, c, a, b], dtype=np.uint64))
     st = sim.cache_stats()["l1_4k"]
@@ -72,7 +72,7 @@ def test_capacity_of_any_geometry(entries, ways):
     # Cycling over exactly `entries` consecutive pages fills every set evenly, so a
     # second lap hits every time; one page more and LRU makes every access miss
     # whenever each set overflows (here: when entries/ways sets get one extra page).
-    sim = TlbSim({"l1_4k": (entries // ways, ways)})
+    sim = TlbSim({"l1_4k": (entries, ways)})
     pages = np.arange(entries, dtype=np.uint64) * np.uint64(4096)
     sim.run(np.tile(pages, 3))
     st = sim.cache_stats()["l1_4k"]
@@ -114,7 +114,7 @@ def test_shadow_walk_is_one_dimensional():
 
 
 def test_pde_cache_leaves_one_reference():
-    sim = bare(pwc2=(8, 4))
+    sim = bare(pwc2=(32, 4))
     sim.run(np.array([0, 4096, 8192], dtype=np.uint64))
     # first walk 4 refs, then the PDE cache holds the PMD entry: 1 ref each
     assert sim.counters()["walk_refs"] == 4 + 1 + 1
@@ -122,15 +122,15 @@ def test_pde_cache_leaves_one_reference():
 
 def test_unified_pwc_behaves_like_per_level_when_large_enough():
     tr = np.random.default_rng(3).integers(0, 256 * MiB, 5000, dtype=np.uint64)  # all PDEs fit
-    a = bare(pwc2=(64, 4), pwc3=(64, 4), pwc4=(64, 4))
-    b = bare(pwc=(64, 12))
+    a = bare(pwc2=(256, 4), pwc3=(256, 4), pwc4=(256, 4))
+    b = bare(pwc=(768, 12))
     a.run(tr)
     b.run(tr)
     assert a.counters()["walk_refs"] == b.counters()["walk_refs"]
 
 
 def test_nested_tlb_skips_host_walks():
-    sim = TlbSim({"l1_4k": (1, 1), "ntlb": (1, 16)}, mode="nested")
+    sim = TlbSim({"l1_4k": (1, 1), "ntlb": (16, 16)}, mode="nested")
     sim.run(np.array([0x1000, 0x2000 + (1 << 40)], dtype=np.uint64))
     c = sim.counters()
     # the second walk shares the top-level guest table page (its host walk is cached):
@@ -239,7 +239,7 @@ def test_collapse_then_new_mapping_changes_entry_size():
 
 
 def test_flush_all_counts_and_empties_everything():
-    sim = bare(mode="nested", ntlb=(4, 4), pwc2=(8, 4))
+    sim = bare(mode="nested", ntlb=(16, 4), pwc2=(32, 4))
     sim.run(np.arange(0, MiB, 4096, dtype=np.uint64))
     sim.flush_all()
     assert sim.counters()["nr_tlb_local_flush_all"] == 1
@@ -248,7 +248,7 @@ def test_flush_all_counts_and_empties_everything():
 
 
 def test_guest_flush_keeps_nested_tlb():
-    sim = bare(mode="nested", ntlb=(4, 4))
+    sim = bare(mode="nested", ntlb=(16, 4))
     sim.run(np.arange(0, 64 * 4096, 4096, dtype=np.uint64))
     n = sim.occupancy("ntlb")
     assert n > 0
@@ -328,7 +328,7 @@ def test_unknown_preset_names_the_choices():
 
 def test_walks_of_neighbouring_pages_share_pte_lines():
     # 8 PTEs share a 64-byte line: walking 8 consecutive pages reads one PTE line
-    sim = TlbSim({"l1_4k": (1, 1), "pwc2": (1, 4), "ptcache": (16, 4)})
+    sim = TlbSim({"l1_4k": (1, 1), "pwc2": (4, 4), "ptcache": (64, 4)})
     sim.run(np.arange(0, 8 * 4096, 4096, dtype=np.uint64))
     c = sim.counters()
     assert c["walk_refs"] == 4 + 7                  # then PDE-cache hits: one ref each
@@ -336,7 +336,7 @@ def test_walks_of_neighbouring_pages_share_pte_lines():
 
 
 def test_tlb_flush_keeps_page_table_lines():
-    sim = TlbSim({"l1_4k": (1, 1), "ptcache": (16, 4)})
+    sim = TlbSim({"l1_4k": (1, 1), "ptcache": (64, 4)})
     sim.run(np.array([0], dtype=np.uint64))
     sim.flush_all()
     sim.run(np.array([0], dtype=np.uint64))
@@ -369,7 +369,7 @@ def test_mmu_contract_with_hand_made_arrays():
 
 
 def test_check_passes_after_runs_and_flushes():
-    sim = bare(mode="nested", ntlb=(4, 4), pwc=(4, 4), ptcache=(8, 4))
+    sim = bare(mode="nested", ntlb=(16, 4), pwc=(16, 4), ptcache=(32, 4))
     sim.set_mapping(guest_huge=np.arange(8) % 2 == 0, base_va=0, host_huge=np.ones(8, bool))
     sim.run(np.random.default_rng(1).integers(0, 16 * MiB, 5000, dtype=np.uint64))
     sim.check()
@@ -405,3 +405,76 @@ def test_events_outside_the_mapping_raise():
         mmu.split(4 * MiB)
     with pytest.raises(ValueError, match="kind"):
         mmu.run_with_events(np.zeros(4, np.uint64), [(1, "merge", 0)])
+
+
+# -- the public API: CPU from a geometry, per-level counters, pure-TLB runs ----------
+
+def test_cpu_from_a_geometry_alone():
+    cpu = CPU(l1_4k=(64, 4), l2_shared=Geometry(1536, 12))
+    assert cpu.l1_4k == Geometry(64, 4) and cpu.year is None and cpu.source == ""
+    assert cpu.geometry() == {"l1_4k": (64, 4), "l2": (1536, 12)}
+    same = CPU.from_geometry({"l1_4k": (64, 4), "l2": (1536, 12), "pwc2": (32, 4)}, name="mine")
+    assert same.name == "mine" and same.l2_shared == Geometry(1536, 12) and same.pwc == {2: Geometry(32, 4)}
+    assert CPU.from_geometry(preset("barcelona").geometry()).geometry() == preset("barcelona").geometry()
+    tr = np.random.default_rng(5).integers(0, 64 * MiB, 20_000, dtype=np.uint64)
+    assert MMU(cpu).run(tr)["accesses"] == tr.size
+    with pytest.raises(ValueError, match="l3"):
+        CPU.from_geometry({"l3": (64, 4)})
+    with pytest.raises(TypeError, match="l1_4k"):
+        CPU(l1_4k=64)
+
+
+def test_one_geometry_convention_entries_ways_everywhere():
+    # the same (entries, ways) pair means the same structure in Geometry, CPU and TlbSim
+    sim = TlbSim({"l1_4k": (64, 4)})
+    cpu = CPU(l1_4k=(64, 4))
+    assert sim.geometry == cpu.geometry() == {"l1_4k": (64, 4)}
+    pages = np.arange(64, dtype=np.uint64) * np.uint64(4096)
+    sim.run(np.tile(pages, 2))
+    assert sim.cache_stats()["l1_4k"] == {"hits": 64, "misses": 64, "fills": 64, "evictions": 0}
+    with pytest.raises(ValueError, match="multiple of ways"):
+        TlbSim({"l1_4k": (64, 5)})
+
+
+def test_mmu_counters_carry_per_level_hits_and_misses_under_cpu_field_names():
+    mmu = MMU("skylake")
+    tr = np.random.default_rng(2).integers(0, 256 * MiB, 30_000, dtype=np.uint64)
+    run = mmu.run(tr)
+    c = mmu.counters()
+    for f in ("l1_4k", "l1_2m", "l2_shared", "pwc2", "pwc3", "pwc4", "ptcache"):
+        assert f"{f}_hits" in c and f"{f}_misses" in c, f
+        assert run[f"{f}_misses"] == c[f"{f}_misses"]
+    assert c["l1_4k_hits"] + c["l1_4k_misses"] == tr.size
+    assert c["l2_shared_hits"] == c["dtlb_load_misses.stlb_hit"]
+    assert c["l2_shared_misses"] == c["dtlb_load_misses.walk_completed"]
+    zen = MMU("zen4").counters()
+    assert {"l1_shared_hits", "l2_shared_misses", "pwc_unified_hits", "ntlb_misses"} <= set(zen)
+
+
+@pytest.mark.parametrize("mode", ["native", "nested", "shadow"])
+def test_walk_model_off_counts_the_same_tlb_misses_and_no_walk(mode):
+    tr = np.random.default_rng(4).integers(0, 512 * MiB, 30_000, dtype=np.uint64)
+    full, pure = MMU("skylake", mode=mode), MMU("skylake", mode=mode, walk_model=False)
+    assert pure.walk_model is False and pure.sim.walk_model is False
+    for m in (full, pure):
+        m.map(guest_huge=np.arange(256) % 3 == 0, base_va=0, default_host_huge=True)
+    a, b = full.run(tr), pure.run(tr)
+    for k in ("dtlb_load_misses.walk_completed_4k", "dtlb_load_misses.walk_completed_2m_4m",
+              "dtlb_load_misses.stlb_hit", "l1_4k_misses", "l1_2m_misses", "l2_shared_misses"):
+        assert a[k] == b[k], k
+    assert a["walk_refs"] > 0
+    assert b["walk_refs"] == b["walk_refs_cached"] == b["pwc2_hits"] + b["pwc2_misses"] == 0
+    with pytest.raises(TypeError, match="walk_model"):
+        TlbSim({}, walk_model="no")
+
+
+def test_a_walk_without_caches_counts_every_level_in_the_fast_loop():
+    # no walk cache, no page-table lines: the loop counts levels - class references per
+    # walk without modelling it; same answer as with an (unused) nested TLB present
+    tr = np.random.default_rng(6).integers(0, 64 * MiB, 10_000, dtype=np.uint64)
+    sim = TlbSim({"l1_4k": (64, 4), "l1_2m": (32, 4)}, levels=5)
+    sim.set_mapping(guest_huge=np.arange(32) % 2 == 1, base_va=0)
+    sim.run(tr)
+    c = sim.counters()
+    w4, w2 = c["dtlb_load_misses.walk_completed_4k"], c["dtlb_load_misses.walk_completed_2m_4m"]
+    assert w4 and w2 and c["walk_refs"] == 5 * w4 + 4 * w2 == c["guest_walk_refs"]

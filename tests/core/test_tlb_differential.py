@@ -8,7 +8,12 @@ from thpbench._reference.tlb import ReferenceTLB
 
 MiB = 1 << 20
 
-geom = st.tuples(st.integers(1, 9), st.integers(1, 6))    # (n_sets, n_ways), any set count
+def sized(sets, ways):
+    """(entries, ways) of `sets` sets of `ways` ways: any set count, powers of two or not."""
+    return st.tuples(sets, ways).map(lambda sw: (sw[0] * sw[1], sw[1]))
+
+
+geom = sized(st.integers(1, 9), st.integers(1, 6))
 
 
 @st.composite
@@ -22,9 +27,9 @@ def configs(draw):
                 g[k] = draw(geom)
     l2 = draw(st.sampled_from(["shared", "split", "none"]))
     if l2 == "shared":
-        g["l2"] = draw(st.tuples(st.integers(1, 40), st.integers(1, 12)))
+        g["l2"] = draw(sized(st.integers(1, 40), st.integers(1, 12)))
     elif l2 == "split":
-        g["l2_4k"] = draw(st.tuples(st.integers(1, 40), st.integers(1, 12)))
+        g["l2_4k"] = draw(sized(st.integers(1, 40), st.integers(1, 12)))
         if draw(st.booleans()):
             g["l2_2m"] = draw(geom)
     for prefix in ("pwc", "hpwc"):
@@ -38,7 +43,7 @@ def configs(draw):
     if draw(st.booleans()):
         g["ntlb"] = draw(geom)
     if draw(st.booleans()):
-        g["ptcache"] = draw(st.tuples(st.integers(1, 16), st.integers(1, 8)))
+        g["ptcache"] = draw(sized(st.integers(1, 16), st.integers(1, 8)))
     mode = draw(st.sampled_from(["native", "nested", "shadow"]))
     levels = draw(st.sampled_from([4, 5]))
     host_levels = draw(st.sampled_from([4, 5]))
@@ -108,8 +113,8 @@ def test_core_matches_reference(cfg, mp, data):
 
 
 def test_reference_matches_on_a_long_skylake_like_run():
-    g = {"l1_4k": (16, 4), "l1_2m": (8, 4), "l2": (128, 12), "pwc2": (8, 4), "pwc3": (1, 4),
-         "pwc4": (1, 2), "hpwc2": (8, 4), "ntlb": (4, 4), "ptcache": (64, 8)}
+    g = {"l1_4k": (64, 4), "l1_2m": (32, 4), "l2": (1536, 12), "pwc2": (32, 4), "pwc3": (4, 4),
+         "pwc4": (2, 2), "hpwc2": (32, 4), "ntlb": (16, 4), "ptcache": (512, 8)}
     rng = np.random.default_rng(7)
     hot = rng.integers(0, 64 * MiB, 20_000, dtype=np.uint64)
     cold = rng.integers(0, 4 << 30, 5_000, dtype=np.uint64)

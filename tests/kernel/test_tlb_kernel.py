@@ -95,3 +95,37 @@ def test_detach_and_other_processes_are_ignored():
     assert mmu.counters() == before
     with pytest.raises(ValueError, match="empty range"):
         mmu.attach(p, addr, addr)
+
+
+def test_attach_of_an_exited_process_raises_and_keeps_the_mmu():
+    """Issue 9, item 6 (TLB part): MMU.attach of an exited process read the page tables
+    of a destroyed mm (or, once its pid was reused, another process's)."""
+    k, p, addr = kernel_with_small_pages(4)
+    q = k.spawn()
+    b = q.mmap(4 * MiB)
+    q.touch_range(b, 4 * MiB)
+    mmu = tlb.MMU("skylake").attach(q, b, b + 4 * MiB)
+    p.exit()
+    with pytest.raises(ValueError, match=f"process {p.pid} has exited"):
+        mmu.attach(p, addr, addr + 4 * MiB)
+    # the failed attach left the MMU following q
+    before = mmu.counters()["mmu_pte_write"]
+    q.madvise(b, 4 * MiB, "MADV_COLLAPSE")
+    assert mmu.counters()["mmu_pte_write"] > before
+    with pytest.raises(TypeError, match="Process"):
+        mmu.attach("not a process", 0, 4 * MiB)
+
+
+def test_mmu_stops_following_a_process_that_exits():
+    """After exit_mmap the MMU detaches: a new process given the same pid must not
+    drive its flushes."""
+    k, p, addr = kernel_with_small_pages(4)
+    mmu = tlb.MMU("skylake").attach(p, addr, addr + 4 * MiB)
+    p.exit()
+    assert mmu._kernel_event not in k.tlb_flush_hooks
+    after_exit = mmu.counters()
+    q = k.spawn()
+    b = q.mmap(4 * MiB)
+    q.touch_range(b, 4 * MiB)
+    q.madvise(b, 4 * MiB, "MADV_COLLAPSE")   # (pids are reused: q.pid may equal pid)
+    assert mmu.counters() == after_exit

@@ -16,11 +16,13 @@ FLUSH_CEILING = 33  # arch/x86/mm/tlb.c: tlb_single_page_flush_ceiling
 
 
 class RefCache:
-    """A set-associative LRU cache of tags; ``None`` geometry means absent."""
+    """A set-associative LRU cache of tags; ``geometry`` is ``(entries, ways)``,
+    ``None`` means absent."""
 
     def __init__(self, geometry):
         self.present = geometry is not None
-        self.n_sets, self.n_ways = geometry if geometry is not None else (0, 0)
+        entries, self.n_ways = geometry if geometry is not None else (0, 0)
+        self.n_sets = entries // self.n_ways if self.n_ways else 0
         self.sets = [OrderedDict() for _ in range(self.n_sets)]
         self.hits = self.misses = self.fills = self.evictions = 0
 
@@ -66,11 +68,14 @@ def tag_of(key, sub):
 
 
 class ReferenceTLB:
-    """Same constructor, mapping contract and counters as ``_core.TlbSim``."""
+    """Same constructor, mapping contract and counters as ``_core.TlbSim``: geometry
+    ``{name: (entries, ways)}``; ``walk_model=False`` counts a walk per last-level
+    miss and models none."""
 
-    def __init__(self, geometry, mode="native", levels=4, host_levels=4):
+    def __init__(self, geometry, mode="native", levels=4, host_levels=4, walk_model=True):
         g = dict(geometry)
         self.mode, self.levels, self.host_levels = mode, levels, host_levels
+        self.walk_model = walk_model
         self.structs = {name: RefCache(geo) for name, geo in g.items()}
         absent = RefCache(None)
 
@@ -177,7 +182,9 @@ class ReferenceTLB:
         if self.l2[cls].lookup(key, tag):
             self.l1[cls].fill(key, tag)
             return
-        if self.mode == "nested":
+        if not self.walk_model:
+            g = h = 0
+        elif self.mode == "nested":
             g, h = self._nested_walk(va, gpa, gh, hh)
         else:
             g, h = self._walk_1d(self.pwc, va, self.levels, 1 + cls), 0
