@@ -68,14 +68,77 @@ __all__ = [
 # pagetypeinfo_showfree_print(): the kernel stops walking a free list at this count
 PAGETYPEINFO_FREE_CAP = 100000
 
-_BUDDY_RE = re.compile(r"^Node (\d+), zone +(\S+) ((?: *\d+ )+)$")
-_FREE_RE = re.compile(r"^Node +(\d+), zone +(\S+), type +(\S+) ((?: *>? *\d+ )+)$")
-_COUNT_RE = re.compile(r"^Node (\d+), zone +(\S+) ((?: *\d+ )+)$")
+# The line heads.  Only the head is matched by a regex, and each has one way to match
+# (no nested quantifiers): the counts after it are split on blanks, so a line is parsed
+# in time linear in its length whatever it holds.  (The old whole-line patterns,
+# "((?: *>? *\d+ )+)$", backtracked exponentially on a line whose trailing blank had been
+# stripped: 112 s for one pagetypeinfo line of 11 orders.)
+_BUDDY_HEAD = re.compile(r"Node ([0-9]+), zone +(\S+) ")
+_FREE_HEAD = re.compile(r"Node +([0-9]+), zone +(\S+), type +(\S+) ")
+_COUNT_HEAD = _BUDDY_HEAD
+_DIGITS = re.compile(r"[0-9]+")
+
+# What the kernel can print: "%lu" (unsigned long, 64 bits on x86-64) for counts, "%d"
+# (int) for node ids and orders.  The DataFrames hold int64, so a count must also fit
+# there (no machine has 2^63 free blocks: 2^52 bytes of physical address space at most).
+ULONG_MAX = 2**64 - 1
+INT_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
 
 
 def _check_text(text, what):
     if not isinstance(text, str):
         raise TypeError(f"{what} must be the text of the file (str), got {type(text).__name__}")
+
+
+def _number(tok, bad, what="count", limit=ULONG_MAX, fmt="%lu"):
+    """A decimal the kernel printed with ``fmt``: ASCII digits only (``int()`` would also
+    take '+', '_', blanks and other scripts' digits), at most ``limit``; ``bad(why)``
+    makes the ValueError that names the line."""
+    if not _DIGITS.fullmatch(tok):
+        raise bad(f"{what} {tok!r} is not a decimal number")
+    if len(tok) > 40:                      # no int() of a huge string: it is out of range anyway
+        raise bad(f"{what} {tok[:20]}... ({len(tok)} digits) is larger than the kernel prints with {fmt} "
+                  f"(at most {limit})")
+    value = int(tok)
+    if value > limit:
+        raise bad(f"{what} {value} is larger than the kernel prints with {fmt} (at most {limit})")
+    if value > _INT64_MAX:
+        raise bad(f"{what} {value} does not fit the int64 columns (at most {_INT64_MAX})")
+    return value
+
+
+def _show(line, limit=120):
+    """A line for an error message: repr, cut to ``limit`` characters."""
+    return repr(line) if len(line) <= limit else repr(line[:limit]) + f"... ({len(line)} characters)"
+
+
+def _complete_lines(text, what):
+    """The lines of a file the kernel printed.  Every line it prints ends in a newline; a
+    last line without one is accepted only when it ends in the blank the kernel prints
+    after each count, so that a text cut in the middle of a number is an error rather
+    than a smaller number."""
+    lines = text.split("\n")
+    last = lines.pop()
+    if last:
+        if not last.endswith(" "):
+            raise ValueError(f"{what} line {len(lines) + 1} is cut short (no newline at the end of the "
+                             f"text): {_show(last)}")
+        lines.append(last)
+    return lines
+
+
+def _counts(rest, bad, capped=False):
+    """The blank-separated counts after a line's head (trailing blank optional)."""
+    out = []
+    for tok in rest.split(" "):
+        if not tok:
+            continue
+        cap = capped and tok.startswith(">")
+        out.append((_number(tok[1:] if cap else tok, bad), cap))
+    if not out:
+        raise bad("no counts after the zone")
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -91,15 +154,24 @@ def parse_buddyinfo(text: str) -> pd.DataFrame:
     """
     _check_text(text, "buddyinfo")
     rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    seen = set()
+    for lineno, line in enumerate(_complete_lines(text, "buddyinfo"), 1):
         if not line:
             continue
-        m = _BUDDY_RE.match(line)
+
+        def bad(why, lineno=lineno, line=line):
+            return ValueError(f"buddyinfo line {lineno}: {why}: {_show(line)}")
+        m = _BUDDY_HEAD.match(line)
         if m is None:
-            raise ValueError(f"buddyinfo line {lineno} is not 'Node N, zone NAME counts...': {line!r}")
-        node, zone = int(m.group(1)), m.group(2)
-        for order, count in enumerate(m.group(3).split()):
-            rows.append((node, zone, order, int(count)))
+            raise bad("not 'Node N, zone NAME counts...'")
+        node, zone = _number(m.group(1), bad, "node", INT_MAX, "%d"), m.group(2)
+        if (node, zone) in seen:
+            raise bad("a second line for this zone")
+        seen.add((node, zone))
+        for order, (count, _) in enumerate(_counts(line[m.end():], bad)):
+            rows.append((node, zone, order, count))
+    if not rows:
+        raise ValueError("buddyinfo text has no 'Node N, zone NAME counts...' line")
     df = pd.DataFrame(rows, columns=["node", "zone", "order", "nr_free"])
     return df.astype({"node": np.int64, "order": np.int64, "nr_free": np.int64})
 
@@ -161,19 +233,32 @@ class PageTypeInfo:
         if rows.empty:
             raise ValueError(f"no zone {zone!r} on node {node} in pagetypeinfo")
         table = rows.pivot(index="migratetype", columns="order", values="nr_free")
-        return table.reindex(list(self.migratetypes)).to_numpy(dtype=np.int64)
+        return _complete(table.reindex(list(self.migratetypes)), zone, node).to_numpy(dtype=np.int64)
 
     def zone_capped(self, zone="Normal", node=0) -> np.ndarray:
         rows = self.free[(self.free["node"] == node) & (self.free["zone"] == zone)]
+        if rows.empty:
+            raise ValueError(f"no zone {zone!r} on node {node} in pagetypeinfo")
         table = rows.pivot(index="migratetype", columns="order", values="capped")
-        return table.reindex(list(self.migratetypes)).to_numpy(dtype=bool)
+        return _complete(table.reindex(list(self.migratetypes)), zone, node).to_numpy(dtype=bool)
 
     def zone_pageblocks(self, zone="Normal", node=0) -> np.ndarray:
         """Pageblocks per migratetype of one zone (int64 array in ``migratetypes`` order)."""
         rows = self.pageblocks[(self.pageblocks["node"] == node) & (self.pageblocks["zone"] == zone)]
         if rows.empty:
             raise ValueError(f"no zone {zone!r} on node {node} in pagetypeinfo's block counts")
-        return rows.set_index("migratetype")["nr_pageblocks"].reindex(list(self.migratetypes)).to_numpy(dtype=np.int64)
+        counts = rows.set_index("migratetype")["nr_pageblocks"].reindex(list(self.migratetypes))
+        return _complete(counts, zone, node).to_numpy(dtype=np.int64)
+
+
+def _complete(table, zone, node):
+    """A zone's table with a value for every migratetype (and order), or ValueError:
+    the kernel prints every migratetype of a populated zone, so a gap means the text was
+    not the kernel's (a NaN cast to int64 would be a wrong number)."""
+    if table.isna().to_numpy().any():
+        raise ValueError(f"pagetypeinfo lists zone {zone!r} of node {node} without a count for every "
+                         f"migratetype (and order): {table.index[table.isna().to_numpy().reshape(len(table), -1).any(axis=1)].tolist()}")
+    return table
 
 
 def parse_pagetypeinfo(text: str) -> PageTypeInfo:
@@ -182,57 +267,73 @@ def parse_pagetypeinfo(text: str) -> PageTypeInfo:
     Raises ValueError naming the first line that does not fit the kernel's layout.
     """
     _check_text(text, "pagetypeinfo")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = _complete_lines(text, "pagetypeinfo")
     free_rows, block_rows, mixed_rows = [], [], []
     pageblock_order = pages_per_block = None
     migratetypes = None
     nr_orders = None
     table = None
+    seen = set()
     for lineno, line in enumerate(lines, 1):
-        def bad(why):
-            return ValueError(f"pagetypeinfo line {lineno}: {why}: {line!r}")
+        def bad(why, lineno=lineno, line=line):
+            return ValueError(f"pagetypeinfo line {lineno}: {why}: {_show(line)}")
         if line.startswith("Page block order: "):
-            value = int(line[len("Page block order: "):])
+            # pagetypeinfo_show(): "Page block order: %d" (pageblock_order, an int)
+            value = _number(line[len("Page block order: "):], bad, "pageblock order", 63, "%d")
             if pageblock_order not in (None, value):
                 raise bad("pageblock order differs between nodes")
             pageblock_order, table = value, None
         elif line.startswith("Pages per block:  "):
-            pages_per_block = int(line[len("Pages per block:  "):])
+            value = _number(line[len("Pages per block:  "):], bad, "pages per block")
+            if pageblock_order is None or value != 1 << pageblock_order:
+                raise bad(f"pages per block {value} is not 2^pageblock_order ({pageblock_order})")
+            pages_per_block = value
         elif line == "":
             table = None
         elif line.startswith("Free pages count per migrate type at order"):
-            orders = [int(x) for x in line[44:].split()]
-            if orders != list(range(len(orders))):
+            orders = [_number(x, bad, "order", INT_MAX, "%d") for x in line[42:].split()]
+            if not orders or orders != list(range(len(orders))):
                 raise bad("orders are not 0, 1, 2, ...")
+            if nr_orders not in (None, len(orders)):
+                raise bad("the number of orders differs between nodes")
             nr_orders, table = len(orders), "free"
         elif line.startswith("Number of blocks type ") or line.startswith("Number of mixed blocks "):
             names = tuple(line[23:].split())
+            if not names:
+                raise bad("no migratetype names")
             if migratetypes not in (None, names):
                 raise bad("migratetype names differ between tables")
             migratetypes = names
             table = "blocks" if line.startswith("Number of blocks") else "mixed"
         elif table == "free":
-            m = _FREE_RE.match(line)
+            m = _FREE_HEAD.match(line)
             if m is None:
                 raise bad("not 'Node N, zone NAME, type TYPE counts...'")
-            counts = m.group(4).split()
+            counts = _counts(line[m.end():], bad, capped=True)
             if len(counts) != nr_orders:
                 raise bad(f"{len(counts)} counts for {nr_orders} orders")
-            for order, c in enumerate(counts):
-                free_rows.append((int(m.group(1)), m.group(2), m.group(3), order,
-                                  int(c.lstrip(">")), c.startswith(">")))
+            node = _number(m.group(1), bad, "node", INT_MAX, "%d")
+            key = ("free", node, m.group(2), m.group(3))
+            if key in seen:
+                raise bad("a second row for this zone and migratetype")
+            seen.add(key)
+            for order, (c, cap) in enumerate(counts):
+                free_rows.append((node, m.group(2), m.group(3), order, c, cap))
         elif table in ("blocks", "mixed"):
-            m = _COUNT_RE.match(line)
+            m = _COUNT_HEAD.match(line)
             if m is None:
                 raise bad("not 'Node N, zone NAME counts...'")
-            counts = m.group(3).split()
+            counts = _counts(line[m.end():], bad)
             if len(counts) != len(migratetypes):
                 raise bad(f"{len(counts)} counts for {len(migratetypes)} migratetypes")
+            node = _number(m.group(1), bad, "node", INT_MAX, "%d")
+            key = (table, node, m.group(2))
+            if key in seen:
+                raise bad("a second row for this zone")
+            seen.add(key)
             rows = block_rows if table == "blocks" else mixed_rows
-            for name, c in zip(migratetypes, counts):
-                rows.append((int(m.group(1)), m.group(2), name, int(c)))
+            for name, (c, _) in zip(migratetypes, counts):
+                rows.append((node, m.group(2), name, c))
         else:
             raise bad("unexpected line")
     if pageblock_order is None or pages_per_block is None or nr_orders is None or migratetypes is None:
@@ -282,6 +383,7 @@ def format_pagetypeinfo(info: PageTypeInfo) -> str:
 # /proc/zoneinfo (mm/vmstat.c: zoneinfo_show_print), the numbers we need
 # ---------------------------------------------------------------------------
 
+_ZONE_HEAD = re.compile(r"Node ([0-9]+), zone +(\S+)")
 _ZONEINFO_KEYS = ("pages free", "boost", "min", "low", "high", "promo", "spanned", "present", "managed", "cma")
 
 
@@ -291,17 +393,23 @@ def parse_zoneinfo(text: str) -> pd.DataFrame:
     Columns: node, zone, ``pages_free``, ``boost``, ``min``, ``low``, ``high``,
     ``promo``, ``spanned``, ``present``, ``managed``, ``cma``, ``start_pfn`` (absent
     for unpopulated zones: NA) and the zone's vmstat items (``nr_free_pages``,
-    ``nr_zone_active_anon``, ...).  The per-node stats and per-cpu pagesets are left
+    ``nr_zone_active_anon``, ...) and ``protection`` (the zone's ``lowmem_reserve[]``,
+    a tuple with one entry per zone of the node).  The per-node stats and per-cpu pagesets are left
     out.  Not a round-trip parser: zoneinfo is read for sizes and watermarks only.
     """
     _check_text(text, "zoneinfo")
     zones = []
     cur = None
     section = None
-    for line in text.splitlines():
-        m = re.match(r"^Node (\d+), zone +(\S+)$", line)
+    lines = _complete_lines(text, "zoneinfo") if text else []
+    for lineno, line in enumerate(lines, 1):
+        def bad(why, lineno=lineno, line=line):
+            return ValueError(f"zoneinfo line {lineno}: {why}: {_show(line)}")
+        m = _ZONE_HEAD.fullmatch(line)
         if m:
-            cur = {"node": int(m.group(1)), "zone": m.group(2)}
+            cur = {"node": _number(m.group(1), bad, "node", INT_MAX, "%d"), "zone": m.group(2)}
+            if any(z["node"] == cur["node"] and z["zone"] == cur["zone"] for z in zones):
+                raise bad("a second section for this zone")
             zones.append(cur)
             section = "zone"
             continue
@@ -316,16 +424,25 @@ def parse_zoneinfo(text: str) -> pd.DataFrame:
             continue
         if s.startswith("pages free"):
             section = "zone"
-            cur["pages_free"] = int(s.split()[-1])
+            cur["pages_free"] = _number(s[len("pages free"):].strip(), bad, "pages free")
             continue
         if s.startswith("start_pfn:"):
-            cur["start_pfn"] = int(s.split()[-1])
+            cur["start_pfn"] = _number(s[len("start_pfn:"):].strip(), bad, "start_pfn")
             continue
-        if section != "zone" or s.startswith("protection:"):
+        if section != "zone":
+            continue
+        if s.startswith("protection:"):
+            # zoneinfo_show_print(): "protection: (%ld, %ld, ...)", lowmem_reserve[] per zone
+            inner = s[len("protection:"):].strip()
+            if not (inner.startswith("(") and inner.endswith(")")):
+                raise bad("protection is not '(N, N, ...)'")
+            cur["protection"] = tuple(_number(x.strip(), bad, "protection") for x in inner[1:-1].split(","))
             continue
         parts = s.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            cur[parts[0]] = int(parts[1])
+        if len(parts) == 2 and _DIGITS.fullmatch(parts[1]):
+            cur[parts[0]] = _number(parts[1], bad, parts[0])
+    if not zones:
+        raise ValueError("zoneinfo text has no 'Node N, zone NAME' line")
     df = pd.DataFrame(zones)
     if "start_pfn" not in df:
         df["start_pfn"] = pd.NA
@@ -802,7 +919,7 @@ THP_SYSFS = "/sys/kernel/mm/transparent_hugepage"
 
 
 def _thp_files():
-    from thpbench.kernel.tunables import _SYSFS_SPEC       # the simulator's knobs, by sysfs path
+    from thpbench.kernel.tunables import SYSFS_SPEC as _SYSFS_SPEC       # the simulator's knobs, by sysfs path
     return list(_SYSFS_SPEC)
 
 
@@ -829,7 +946,19 @@ def save_thp_sysfs(sysfs, directory: str | os.PathLike) -> Path:
     dict of file contents as :func:`read_thp_sysfs` returns).  Each file holds its text
     and a newline, as sysfs shows it."""
     d = Path(directory)
-    names = _thp_files() if not isinstance(sysfs, dict) else list(sysfs)
+    known = _thp_files()
+    names = known if not isinstance(sysfs, dict) else list(sysfs)
+    # Every name is checked before anything is written: only the files of the THP tree,
+    # by their relative sysfs path, so that no key ("../x", "/etc/x") can point the
+    # write outside `directory`.
+    for name in names:
+        if not isinstance(name, str) or name not in known:
+            raise ValueError(f"save_thp_sysfs: {name!r} is not a THP sysfs file; allowed: {', '.join(known)}")
+    root = d.resolve()
+    for name in names:
+        f = (d / name).resolve()
+        if root not in f.parents:                          # a symlink inside `directory`
+            raise ValueError(f"save_thp_sysfs: {d / name} resolves to {f}, outside {root}")
     for name in names:
         f = d / name
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -842,7 +971,7 @@ def thp_settings(files: dict) -> dict:
     ("always [madvise] never" -> "madvise"), numbers as they are; read-only files
     (counters, hpage_pmd_size) are dropped.  ``Kernel(thp=thp_settings(read_thp_sysfs()))``
     configures the simulator as this machine is configured."""
-    from thpbench.kernel.tunables import _SYSFS_SPEC
+    from thpbench.kernel.tunables import SYSFS_SPEC as _SYSFS_SPEC
     out = {}
     for name, text in files.items():
         if name not in _SYSFS_SPEC:
