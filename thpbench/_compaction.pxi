@@ -1185,7 +1185,7 @@ cdef class PageBook:
         return True
 
 
-def _compact_zone(BuddyAllocator allocator, CompactionState state, object book, int order, int mode,
+def _compact_zone(BuddyAllocator allocator not None, CompactionState state not None, object book, int order, int mode,
                   int migratetype, bint whole_zone, bint direct_compaction, bint proactive_compaction,
                   bint ignore_skip_hint, bint ignore_block_suitable, int64_t wmark_min, int64_t wmark_low,
                   int64_t alloc_wmark, int extfrag_threshold, int proactive_wmark_low, bint trace):
@@ -1249,7 +1249,7 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, object book, 
     return ret, delta, out_trace, cc.total_migrate_scanned, cc.total_free_scanned
 
 
-def _zone_metrics(BuddyAllocator allocator, int order, int64_t wmark_min, int64_t wmark_low,
+def _zone_metrics(BuddyAllocator allocator not None, int order, int64_t wmark_min, int64_t wmark_low,
                   int extfrag_threshold, int64_t alloc_wmark):
     """(fragmentation_index, extfrag_for_order, compaction_suitable, watermark_ok, score);
     alloc_wmark is the watermark of both tests."""

@@ -622,6 +622,7 @@ cdef class ReclaimCore:
     cdef LruState s
     cdef int32_t *alive_mms   # scratch: live mm ids, refreshed per reclaim call
     cdef int nr_alive
+    cdef pfn_t _lru_folio(self, int64_t pfn) except? -1
     cdef void refresh_alive(self) noexcept nogil
     cdef int anon_referenced(self, pfn_t head, bint clear) noexcept nogil
     cdef int swap_out_folio(self, pfn_t head) noexcept nogil
@@ -663,6 +664,10 @@ cdef int64_t _int_arg(object value, str what, int64_t lo, int64_t hi) except? -1
 cdef int zone_take_block(Zone *z, pfn_t pfn, int order) noexcept nogil
 cdef pfn_t mm_get_page_from_freelist(MMCore m, int order, int mt, int64_t mark) noexcept nogil
 cdef pfn_t mm_alloc_slowpath(MMCore m, int order, int mt, int gfp) noexcept nogil
+
+# in _memory.pxi:
+cdef MMStruct *mm_checked(MMCore self, int mmid) except NULL
+cdef int check_pfn(MMCore self, int64_t pfn, str what) except -1
 
 # in _rmap.pxi:
 cdef pfn_t head_of(MMCore self, pfn_t pfn) noexcept nogil

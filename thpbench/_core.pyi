@@ -6,6 +6,7 @@ import numpy.typing as npt
 
 # --- buddy allocator (_page_alloc.pxi) -------------------------------------------------------
 
+NR_PAGES_MAX: int  # 2**30: the largest zone BuddyAllocator accepts
 MIGRATETYPE_NAMES: tuple[str, str, str, str, str]
 OP_ALLOC: int
 OP_FREE: int
@@ -155,6 +156,8 @@ COMPACT_STAT_NAMES: tuple[str, ...]
 
 class CompactionState:
     nr_pages: int
+    pageblock_order: int
+    nr_pageblocks: int
     pageblock_skip: npt.NDArray[np.uint8]   # PB_migrate_skip per pageblock (writable view)
     def __init__(self, allocator: BuddyAllocator) -> None: ...
     def counters(self) -> dict[str, int]: ...

@@ -325,7 +325,7 @@ cdef void mm_log_thp_fault(MMCore m, int mmid, int64_t pi, bint ok) noexcept nog
     m.flog_len += 1
 
 
-def _mm_drain_thp_fault_log(MMCore core):
+def _mm_drain_thp_fault_log(MMCore core not None):
     """THP allocations at fault since the last call: int64 [n, FLOG_FIELDS]
     (mm, vpn, ok, compact_stalls, scanned, migrated, failed, last compact_result or -1)."""
     out = np.empty((core.flog_len, FLOG_FIELDS), dtype=np.int64)

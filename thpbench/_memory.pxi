@@ -100,11 +100,64 @@ cdef enum:
 
 
 
+# ---------------------------------------------------------------------------
+# Argument checks of MMCore's Python-visible methods.  thpbench/kernel/ validates
+# what users pass and names it in their terms; these make the core itself safe to
+# call (it runs without bounds checks): every id, page number, range and array length
+# that would index C memory is checked before anything changes.
+# ---------------------------------------------------------------------------
+
+cdef MMStruct *mm_checked(MMCore self, int mmid) except NULL:
+    """The live mm `mmid`, or ValueError (out of range, never created, or exited)."""
+    if not 0 <= mmid < self.max_mms:
+        raise ValueError(f"mm id {mmid} out of range 0..{self.max_mms - 1}")
+    if not self.mms[mmid].alive:
+        raise ValueError(f"mm {mmid} does not exist (never created, or exited)")
+    return &self.mms[mmid]
+
+
+cdef int check_vrange(MMStruct *mm, int64_t s, int64_t e, str what) except -1:
+    """[s, e) lies in the address space: 0 <= s <= e <= nr_pmds * HPAGE_PMD_NR."""
+    cdef int64_t top = mm.nr_pmds * HPAGE_PMD_NR
+    if not (0 <= s <= e <= top):
+        raise ValueError(f"{what} [{s}, {e}) out of range: need 0 <= start <= end <= {top} "
+                         f"(pages of the address space)")
+    return 0
+
+
+cdef int check_vpns(MMStruct *mm, const int64_t[::1] vpns, str what) except -1:
+    """Every page number of vpns lies in the address space (None: no pages)."""
+    cdef int64_t top = mm.nr_pmds * HPAGE_PMD_NR
+    cdef Py_ssize_t i
+    for i in range(vpns.shape[0]):
+        if not 0 <= vpns[i] < top:
+            raise ValueError(f"{what}[{i}] = {vpns[i]} out of range 0..{top - 1} (pages of the address space)")
+    return 0
+
+
+cdef bint page_has_entry(MMCore self, MMStruct *mm, int64_t vpn) noexcept:
+    # a PMD mapping or a non-none PTE covers vpn (vpn checked by the caller)
+    cdef uint64_t pmd = mm.pmd[vpn >> 9]
+    return (pmd & E_HUGE) != 0 or ((pmd & E_TABLE) != 0 and self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (vpn & 511)] != 0)
+
+
+cdef int check_pfn(MMCore self, int64_t pfn, str what) except -1:
+    if not 0 <= pfn < self.nr_frames:
+        raise ValueError(f"{what} {pfn} out of range 0..{self.nr_frames - 1}")
+    return 0
+
+
 cdef class MMCore:
     """The page-table and THP state machines of one simulated kernel (use thpbench.Kernel)."""
 
-    def __cinit__(self, BuddyAllocator buddy, int max_mms, int64_t nr_pmds, int64_t swap_pages):
+    def __cinit__(self, BuddyAllocator buddy not None, int max_mms, int64_t nr_pmds, int64_t swap_pages):
         cdef int64_t n = buddy.z.nr_pages
+        if max_mms < 1:
+            raise ValueError(f"max_mms {max_mms} out of range: at least 1")
+        if not 1 <= nr_pmds <= (<int64_t>1) << 40:
+            raise ValueError(f"nr_pmds {nr_pmds} out of range 1..{1 << 40}")
+        if not 0 <= swap_pages < 2**31 - 1:
+            raise ValueError(f"swap_pages {swap_pages} out of range 0..{2**31 - 2} (swap slots are int32)")
         self.buddy = buddy
         self.z = &buddy.z
         self.nr_frames = n
@@ -206,6 +259,16 @@ cdef class MMCore:
     def set_policy(self, int enabled, int defrag, int use_zero_page, int shrink_underused,
                    int max_ptes_none, int max_ptes_swap, int max_ptes_shared, int khugepaged_defrag,
                    int64_t wmark_min):
+        for name, v, hi in (("enabled", enabled, THP_ALWAYS), ("defrag", defrag, DEFRAG_NEVER),
+                            ("use_zero_page", use_zero_page, 1), ("shrink_underused", shrink_underused, 1),
+                            ("max_ptes_none", max_ptes_none, HPAGE_PMD_NR - 1),
+                            ("max_ptes_swap", max_ptes_swap, HPAGE_PMD_NR - 1),
+                            ("max_ptes_shared", max_ptes_shared, HPAGE_PMD_NR - 1),
+                            ("khugepaged_defrag", khugepaged_defrag, 1)):
+            if not 0 <= v <= hi:
+                raise ValueError(f"{name} {v} out of range 0..{hi}")
+        if wmark_min < 0:
+            raise ValueError(f"wmark_min {wmark_min} out of range: at least 0")
         self.thp_enabled = enabled
         self.thp_defrag = defrag
         self.use_zero_page = use_zero_page
@@ -351,11 +414,18 @@ cdef class MMCore:
 
     def set_vmas(self, int mmid, starts, ends, flags):
         """Replace mm's VMA list (sorted, non-overlapping [start, end) page numbers)."""
-        cdef MMStruct *mm = &self.mms[mmid]
-        cdef int64_t[::1] s = np.ascontiguousarray(starts, dtype=np.int64)
-        cdef int64_t[::1] e = np.ascontiguousarray(ends, dtype=np.int64)
-        cdef uint32_t[::1] f = np.ascontiguousarray(flags, dtype=np.uint32)
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        cdef int64_t[::1] s = _int_array(starts, "starts", np.int64)
+        cdef int64_t[::1] e = _int_array(ends, "ends", np.int64)
+        cdef uint32_t[::1] f = _int_array(flags, "flags", np.uint32)
         cdef int n = s.shape[0], i
+        if not e.shape[0] == f.shape[0] == n:
+            raise ValueError(f"starts, ends and flags must have the same length ({n}, {e.shape[0]}, {f.shape[0]})")
+        for i in range(n):
+            check_vrange(mm, s[i], e[i], f"VMA {i}")
+            if s[i] == e[i] or (i > 0 and s[i] < e[i - 1]):
+                raise ValueError(f"VMA {i} [{s[i]}, {e[i]}) is empty or overlaps / precedes VMA {i - 1}: "
+                                 f"VMAs are sorted, non-empty and disjoint")
         c_free(mm.vma_start); c_free(mm.vma_end); c_free(mm.vma_flags)
         mm.vma_start = <int64_t *>malloc((n + 1) * sizeof(int64_t))
         mm.vma_end = <int64_t *>malloc((n + 1) * sizeof(int64_t))
@@ -370,6 +440,10 @@ cdef class MMCore:
 
     # ------------------------------------------------------------------ processes
     def mm_create(self, int mmid, int family):
+        if not 0 <= mmid < self.max_mms:
+            raise ValueError(f"mm id {mmid} out of range 0..{self.max_mms - 1}")
+        if self.mms[mmid].alive:
+            raise ValueError(f"mm {mmid} exists already: destroy it first")
         cdef MMStruct *mm = &self.mms[mmid]
         self._free_mm_arrays(mm)
         memset(mm, 0, sizeof(MMStruct))
@@ -386,18 +460,20 @@ cdef class MMCore:
 
     def mm_destroy(self, int mmid):
         """exit_mmap(): zap and free every page table."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
         self.zap_c(mmid, 0, self.nr_pmds * HPAGE_PMD_NR, True)
         mm.alive = 0
         self._free_mm_arrays(mm)
         c_free(mm.pmd); c_free(mm.deposit)
 
     def rss(self, int mmid):
+        mm_checked(self, mmid)
         return self.mms[mmid].rss_anon, self.mms[mmid].nr_swap
 
     # ------------------------------------------------------------------ THP policy
     # ------------------------------------------------------------------ split_huge_pmd
     def split_huge_pmd(self, int mmid, int64_t vpn):
+        check_vrange(mm_checked(self, mmid), vpn, vpn + 1, "vpn")
         split_huge_pmd_c(self, mmid, vpn >> 9)
 
     # ------------------------------------------------------------------ zap (munmap, DONTNEED)
@@ -453,13 +529,15 @@ cdef class MMCore:
         self.log(EV_ZAP, mmid, s, e - s)
 
     def zap(self, int mmid, int64_t s, int64_t e, bint free_tables):
+        check_vrange(mm_checked(self, mmid), s, e, "range")
         self.zap_c(mmid, s, e, free_tables)
 
     # ------------------------------------------------------------------ mprotect
     def protect(self, int mmid, int64_t s, int64_t e, bint writable):
         """change_protection(): split partially covered huge PMDs; drop write permission
         when the new protection has none (gaining it is left to the next write fault)."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        check_vrange(mm, s, e, "range")
         cdef int64_t pi, v, a, b
         cdef uint64_t pmd
         cdef uint64_t *t
@@ -484,7 +562,8 @@ cdef class MMCore:
 
     def clear_young(self, int mmid, int64_t s, int64_t e):
         """Age a range: clear the accessed bits (what page_referenced() does during reclaim)."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        check_vrange(mm, s, e, "range")
         cdef int64_t pi, v, a
         cdef uint64_t *p
         for pi in range(s >> 9, ((e - 1) >> 9) + 1):
@@ -655,8 +734,13 @@ cdef class MMCore:
         cdef const uint64_t[::1] vals
         cdef int r = F_OK
         cdef uint64_t val
+        check_vpns(mm_checked(self, mmid), vpns, "vpns")
         if not default_value:
+            if values is None:
+                raise TypeError("values is None: pass default_value=True, or one uint64 value per page")
             vals = values
+            if vals.shape[0] != n:
+                raise ValueError(f"values has {vals.shape[0]} entries for {n} pages")
         with nogil:
             for i in range(n):
                 val = (<uint64_t>vpns[i]) << 12 if default_value else vals[i]
@@ -677,6 +761,9 @@ cdef class MMCore:
         """touch() of every stride-th page of [s, e), writing each page's address."""
         cdef int64_t v = s, done = 0
         cdef int r = F_OK
+        check_vrange(mm_checked(self, mmid), s, e, "range")
+        if stride < 1:
+            raise ValueError(f"stride {stride} out of range: at least 1")
         with nogil:
             while v < e:
                 r = self.fault_c(mmid, v, write, (<uint64_t>v) << 12)
@@ -693,7 +780,8 @@ cdef class MMCore:
     def peek(self, int mmid, const int64_t[::1] vpns):
         """What each page holds, read through the page tables without faulting:
         (values uint64, kinds int8: 0 none, 1 page, 2 zero page, 3 swapped, 4 PMD THP, 5 huge zero)."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        check_vpns(mm, vpns, "vpns")
         cdef Py_ssize_t i, n = vpns.shape[0]
         vals = np.zeros(n, dtype=np.uint64)
         kinds = np.zeros(n, dtype=np.int8)
@@ -726,7 +814,8 @@ cdef class MMCore:
 
     def entries(self, int mmid, int64_t s, int64_t e):
         """Raw page-table state of [s, e): (pte entries uint64 [n], pmd entries uint64 per page)."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        check_vrange(mm, s, e, "range")
         cdef int64_t v
         out = np.zeros(e - s, dtype=np.uint64)
         pmds = np.zeros(e - s, dtype=np.uint64)
@@ -742,7 +831,9 @@ cdef class MMCore:
 
     def pmd_kinds(self, int mmid, int64_t pi_start, int64_t pi_end):
         """Per PMD of [pi_start, pi_end): 0 none, 1 PTE table, 2 huge THP, 3 huge zero."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        if not 0 <= pi_start <= pi_end <= mm.nr_pmds:
+            raise ValueError(f"PMD range [{pi_start}, {pi_end}) out of range: need 0 <= start <= end <= {mm.nr_pmds}")
         out = np.zeros(pi_end - pi_start, dtype=np.int8)
         cdef int8_t[::1] o = out
         cdef int64_t pi
@@ -757,7 +848,8 @@ cdef class MMCore:
 
     def frame_info(self, const int64_t[::1] vpns, int mmid):
         """Per page: pfn (-1 unmapped) and the order of the folio it belongs to (-1)."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        check_vpns(mm, vpns, "vpns")
         cdef Py_ssize_t i, n = vpns.shape[0]
         pfns = np.full(n, -1, dtype=np.int64)
         orders = np.full(n, -1, dtype=np.int8)
@@ -783,9 +875,16 @@ cdef class MMCore:
     def fork(self, int parent, int child):
         """copy_page_range(): share every anon page copy-on-write (both sides lose write
         permission; the child's entries start old).  Returns False on OOM (page tables)."""
-        cdef MMStruct *pm = &self.mms[parent]
-        cdef MMStruct *cm = &self.mms[child]
+        cdef MMStruct *pm = mm_checked(self, parent)
+        cdef MMStruct *cm = mm_checked(self, child)
         cdef int64_t pi, i, slot, cslot
+        if child == parent:
+            raise ValueError(f"fork of mm {parent} into itself")
+        if cm.nr_pmds != pm.nr_pmds:
+            raise ValueError(f"child mm {child} has {cm.nr_pmds} PMDs, the parent {pm.nr_pmds}")
+        for pi in range(cm.nr_pmds):
+            if cm.pmd[pi] != 0:
+                raise ValueError(f"child mm {child} is not empty (PMD {pi} is populated): fork into a new mm")
         cdef uint64_t pmd, ent
         cdef uint64_t *pt_
         cdef uint64_t *ct
@@ -839,7 +938,8 @@ cdef class MMCore:
         """MADV_PAGEOUT: write the range's exclusive anon pages to swap.  A THP in the
         range is split first (no THP swap-out: thp_swpout_fallback).  Returns pages
         swapped out."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        check_vrange(mm, s, e, "range")
         cdef int64_t pi, v, a, slot, done = 0
         cdef uint64_t pmd, ent
         cdef uint64_t *p
@@ -895,12 +995,23 @@ cdef class MMCore:
         already unmapped).  Whole aligned PMDs move as PMDs (move_huge_pmd); other
         huge PMDs are split.  Returns 0, -1 if a page is shared with another mapping
         (not modelled), -2 on OOM."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
         cdef int64_t i, v, w, pi, slot
         cdef uint64_t pmd, ent
         cdef uint64_t *p
         cdef uint64_t *q
         cdef pfn_t pfn, head
+        if n < 0:
+            raise ValueError(f"n {n} out of range: at least 0")
+        check_vrange(mm, src, src + n, "source range")
+        check_vrange(mm, dst, dst + n, "destination range")
+        if n and src < dst + n and dst < src + n:
+            raise ValueError(f"source [{src}, {src + n}) and destination [{dst}, {dst + n}) overlap")
+        # an entry moved onto a mapped page would overwrite (leak) it: refuse first
+        for i in range(n):
+            if page_has_entry(self, mm, src + i) and page_has_entry(self, mm, dst + i):
+                raise ValueError(f"destination page {dst + i} is mapped while source page {src + i} "
+                                 f"has an entry: the destination must be unmapped")
         # refuse pages mapped elsewhere first, so that a refusal changes nothing
         for v in range(src, src + n):
             pmd = mm.pmd[v >> 9]
@@ -957,6 +1068,7 @@ cdef class MMCore:
     # ------------------------------------------------------------------ khugepaged
     def scan_pmd(self, int mmid, int64_t vpn, bint is_khugepaged):
         """hpage_collapse_scan_pmd() alone: (result, none_or_zero, unmapped, shared, referenced, writable)."""
+        check_vrange(mm_checked(self, mmid), vpn, vpn + 1, "vpn")
         cdef int64_t out[5]
         memset(out, 0, sizeof(out))
         cdef int r = scan_pmd_c(self, mmid, vpn >> 9, is_khugepaged, out)
@@ -964,6 +1076,7 @@ cdef class MMCore:
 
     def collapse(self, int mmid, int64_t vpn, uint32_t vmflags, bint is_khugepaged):
         """Scan the PMD at vpn and collapse it if the scan allows; returns the scan_result."""
+        check_vrange(mm_checked(self, mmid), vpn, vpn + 1, "vpn")
         cdef int64_t pi = vpn >> 9
         cdef int r = scan_pmd_c(self, mmid, pi, is_khugepaged, NULL)
         if r != SCAN_SUCCEED:
@@ -972,12 +1085,18 @@ cdef class MMCore:
 
     # ------------------------------------------------------------------ splitting folios
     def split_folio(self, int64_t pfn, int new_order):
+        """split_folio_to_order() of the folio holding pfn: 0, or -errno (-22: not an
+        anon large folio or a bad order, -11: pinned)."""
+        check_pfn(self, pfn, "pfn")
         return split_folio_c(self, head_of(self, pfn), new_order)
 
     def split_range(self, int mmid, int64_t s, int64_t e, int new_order):
         """debugfs split_huge_pages "<pid>,<start>,<end>,<order>": split every anon large
         folio mapped in [s, e) to new_order; returns the number split."""
-        cdef MMStruct *mm = &self.mms[mmid]
+        cdef MMStruct *mm = mm_checked(self, mmid)
+        check_vrange(mm, s, e, "range")
+        if new_order < 0:
+            raise ValueError(f"new_order {new_order} out of range: at least 0")
         cdef int64_t v, nsplit = 0
         cdef uint64_t pmd, ent
         cdef pfn_t pfn, head
@@ -1000,6 +1119,8 @@ cdef class MMCore:
         return nsplit
 
     def deferred_split_scan(self, int64_t nr_to_scan):
+        if nr_to_scan < 0:
+            raise ValueError(f"nr_to_scan {nr_to_scan} out of range: at least 0")
         return deferred_split_scan_c(self, nr_to_scan)
 
     # ------------------------------------------------------------------ migration

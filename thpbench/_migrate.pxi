@@ -222,7 +222,7 @@ cdef void mm_set_mover(compact_control *cc, MMCore m) noexcept nogil:
 # The Python face (thpbench/kernel/ calls these; it validates the arguments)
 # ---------------------------------------------------------------------------
 
-def _mm_attach_compaction(MMCore core, CompactionState state, bint on, int extfrag_threshold, int64_t wmark_low):
+def _mm_attach_compaction(MMCore core not None, CompactionState state not None, bint on, int extfrag_threshold, int64_t wmark_low):
     """Give the core the zone's compaction fields and counters, CONFIG_COMPACTION,
     vm.extfrag_threshold and the low watermark."""
     state._check_zone(core.buddy)
@@ -234,11 +234,13 @@ def _mm_attach_compaction(MMCore core, CompactionState state, bint on, int extfr
     core.wmark_low = wmark_low
 
 
-def _mm_pin(MMCore core, int mmid, const int64_t[::1] vpns, int delta):
+def _mm_pin(MMCore core not None, int mmid, const int64_t[::1] vpns, int delta):
     """pin_user_pages() (delta +1) / unpin_user_pages() (-1) of the pages mapped at
     vpns; returns the index of the first page that is not present (or not pinned, for
     an unpin), or -1 when all were done."""
-    cdef MMStruct *mm = &core.mms[mmid]
+    cdef MMStruct *mm = mm_checked(core, mmid)
+    if delta not in (1, -1):
+        raise ValueError(f"delta {delta} not allowed: +1 (pin) or -1 (unpin)")
     cdef Py_ssize_t i
     cdef uint64_t pmd, ent
     cdef pfn_t pfn
@@ -261,12 +263,12 @@ def _mm_pin(MMCore core, int mmid, const int64_t[::1] vpns, int delta):
     return -1
 
 
-def _mm_frame_pins(MMCore core):
+def _mm_frame_pins(MMCore core not None):
     """Per-frame pin counts (a copy, int32)."""
     return np.asarray(<int32_t[:core.nr_frames]>core.pincount).copy()
 
 
-def _mm_check_compaction(MMCore core):
+def _mm_check_compaction(MMCore core not None):
     """Pins only on pages of allocated anon folios; no split piece left behind."""
     cdef Zone *z = core.z
     cdef pfn_t pfn, head

@@ -1253,25 +1253,27 @@ cdef pfn_t mm_alloc_slowpath(MMCore m, int order, int mt, int gfp) noexcept nogi
 
 # The Python face of the slow path (thpbench/kernel/ calls these)
 
-def _mm_set_reclaim_hook(MMCore core, hook):
+def _mm_set_reclaim_hook(MMCore core not None, hook):
     """Direct reclaim calls hook(order) (None: the built-in deferred-split shrinker)."""
     core.reclaim_hook = hook
     core.reclaim_hooked = hook is not None
 
 
-def _mm_take_hook_exc(MMCore core):
+def _mm_take_hook_exc(MMCore core not None):
     e = core.hook_exc
     core.hook_exc = None
     return e
 
 
-def _mm_take_kswapd_wake(MMCore core):
+def _mm_take_kswapd_wake(MMCore core not None):
     """The highest order a wakeup_kswapd() asked for since the last call, or -1."""
     o = core.kswapd_wake_order
     core.kswapd_wake_order = -1
     return o
 
 
-def _mm_shrink_for(MMCore core, int order):
+def _mm_shrink_for(MMCore core not None, int order):
     """The built-in direct reclaim (deferred-split shrinker) for an allocation of order."""
+    if not 0 <= order <= core.z.max_order:
+        raise ValueError(f"order {order} out of range 0..{core.z.max_order}")
     return mm_shrink_for(core, order)

@@ -180,7 +180,7 @@ cdef class ReclaimCore:
     """The LRU lists, the page cache and the reclaim loops of one MMCore (use
     thpbench.reclaim via Kernel: kernel.reclaim)."""
 
-    def __cinit__(self, MMCore mm):
+    def __cinit__(self, MMCore mm not None):
         cdef int64_t n = mm.nr_frames, i
         if mm.lru != NULL:
             raise ValueError("this MMCore already has a ReclaimCore attached")
@@ -225,6 +225,12 @@ cdef class ReclaimCore:
 
     # ------------------------------------------------------------------ policy, read-outs
     def set_policy(self, int64_t wmark_low, int64_t wmark_high, int swappiness, int thp_swap):
+        if not 0 <= wmark_low <= wmark_high:
+            raise ValueError(f"watermarks low {wmark_low}, high {wmark_high}: need 0 <= low <= high")
+        if not 0 <= swappiness <= 200:
+            raise ValueError(f"swappiness {swappiness} out of range 0..200")
+        if thp_swap not in (0, 1):
+            raise ValueError(f"thp_swap {thp_swap} not allowed: 0 or 1")
         self.s.wmark_low = wmark_low
         self.s.wmark_high = wmark_high
         self.s.swappiness = swappiness
@@ -271,7 +277,7 @@ cdef class ReclaimCore:
 
     def folio_young(self, int64_t pfn):
         """Mappings of the folio whose accessed bit is set (no side effect)."""
-        cdef pfn_t head = head_of(self.mm, pfn)
+        cdef pfn_t head = self._lru_folio(pfn)
         if self.mm.pflags[head] & PF_FILE:
             return 1 if (self.s.fmapcount[head] > 0 and (self.s.pg[head] & PG_young)) else 0
         self.refresh_alive()
@@ -279,11 +285,20 @@ cdef class ReclaimCore:
 
     def set_referenced(self, int64_t pfn, bint on):
         """Set or clear PG_referenced of the folio holding pfn (tests, scenarios)."""
-        cdef pfn_t head = head_of(self.mm, pfn)
+        cdef pfn_t head = self._lru_folio(pfn)
         if on:
             self.s.pg[head] |= PG_referenced
         else:
             self.s.pg[head] &= ~(<uint8_t>PG_referenced)
+
+    cdef pfn_t _lru_folio(self, int64_t pfn) except? -1:
+        # the head of the anon folio or page-cache page holding pfn, or ValueError
+        cdef pfn_t head
+        check_pfn(self.mm, pfn, "pfn")
+        head = head_of(self.mm, pfn)
+        if head < 0 or not (self.mm.z.frame[head].flags & FRAME_ALLOC) or not (self.mm.pflags[head] & (PF_ANON | PF_FILE)):
+            raise ValueError(f"pfn {pfn} is not a page of an anon folio or of the page cache")
+        return head
 
     # ------------------------------------------------------------------ rmap helpers (anon)
     cdef void refresh_alive(self) noexcept nogil:
@@ -577,6 +592,8 @@ cdef class ReclaimCore:
         """Processes map (+1) or unmap (-1) cached pages [start, start+n) (mmap of a file:
         the pages must be cached, map them after reading).  Returns pages changed."""
         self._inode_range(ino, start, n)
+        if delta not in (1, -1):
+            raise ValueError(f"delta {delta} not allowed: +1 (map) or -1 (unmap)")
         cdef int64_t i, e, done = 0
         for i in range(start, start + n):
             e = self.s.imap[ino][i]
@@ -608,6 +625,8 @@ cdef class ReclaimCore:
         on the LRU first.  Returns pages written."""
         cdef int64_t done = 0, p
         cdef int L
+        if nr_pages < 0:
+            raise ValueError(f"nr_pages {nr_pages} out of range: at least 0")
         with nogil:
             for L in range(LRU_INACTIVE_FILE, LRU_ACTIVE_FILE + 1):
                 p = self.s.tail[L]
@@ -907,6 +926,8 @@ cdef class ReclaimCore:
         """One shrink_lruvec() pass at `priority` (12..0).  Returns (reclaimed, scanned)."""
         if not 0 <= priority <= DEF_PRIORITY:
             raise ValueError(f"priority {priority} out of range 0..{DEF_PRIORITY}")
+        if nr_to_reclaim < 0:
+            raise ValueError(f"nr_to_reclaim {nr_to_reclaim} out of range: at least 0")
         cdef ScanControl sc
         memset(&sc, 0, sizeof(ScanControl))
         sc.priority = priority
@@ -927,6 +948,8 @@ cdef class ReclaimCore:
         Returns pages freed.  For tests and the differential reference."""
         if not 0 <= L < NR_LRU_LISTS:
             raise ValueError(f"list {L} out of range 0..{NR_LRU_LISTS - 1}")
+        if nr_to_scan < 0:
+            raise ValueError(f"nr_to_scan {nr_to_scan} out of range: at least 0")
         cdef ScanControl sc
         memset(&sc, 0, sizeof(ScanControl))
         sc.nr_to_reclaim = nr_to_scan

@@ -146,3 +146,115 @@ def test_core_compact_zone_checks_what_indexes_its_arrays():
     with pytest.raises(ValueError, match="order 12 out of range 0..10"):
         _zone_metrics(a, 12, 0, 0, 500, 0)
     a.check()
+
+
+# --- item 11: the core objects a public Kernel reaches (k.core, k.reclaim.core) -------
+
+def _kernel():
+    from thpbench.kernel import Kernel
+    k = Kernel(64 << 20, thp={"enabled": "always"})
+    p = k.spawn()
+    a = p.mmap(8 << 20)
+    p.touch(a)
+    p.touch(a + (4 << 20) + 4096, value=7)
+    return k, p
+
+
+def _state(k):
+    c = k.core
+    return (c.stats(), c.deferred_split_queue_len, c.nr_swap_free, k.buddy.nr_free_pages,
+            np.asarray(k.buddy.free_blocks()).tolist(), k.reclaim.core.stats(), k.reclaim.core.lru_sizes())
+
+
+def _bad_core_calls(k, p):
+    """(description, call) pairs: each must raise ValueError / TypeError / OverflowError."""
+    c, r = k.core, k.reclaim.core
+    top = 1 << 40
+    pid, dead, far = p.pid, k.max_processes - 1, 10**6
+    v = np.array([0, top], dtype=np.int64)
+    return [
+        ("rss of an mm id beyond max", lambda: c.rss(far)),
+        ("rss of a negative mm id", lambda: c.rss(-1)),
+        ("rss of an mm never created", lambda: c.rss(dead)),
+        ("pmd_kinds of an mm never created", lambda: c.pmd_kinds(dead, 0, 4)),
+        ("pmd_kinds beyond the PMDs", lambda: c.pmd_kinds(pid, 0, top)),
+        ("pmd_kinds reversed", lambda: c.pmd_kinds(pid, 4, 0)),
+        ("peek beyond the address space", lambda: c.peek(pid, v)),
+        ("peek of a negative page", lambda: c.peek(pid, np.array([-1], dtype=np.int64))),
+        ("frame_info beyond the address space", lambda: c.frame_info(v, pid)),
+        ("entries beyond the address space", lambda: c.entries(pid, 0, top)),
+        ("entries reversed", lambda: c.entries(pid, 10, 5)),
+        ("touch beyond the address space", lambda: c.touch(pid, v, True, None, True)),
+        ("touch with values None", lambda: c.touch(pid, np.array([0], dtype=np.int64), True, None, False)),
+        ("touch with too few values", lambda: c.touch(pid, np.array([0, 1], dtype=np.int64), True,
+                                                       np.zeros(1, dtype=np.uint64), False)),
+        ("touch_range with stride 0", lambda: c.touch_range(pid, 0, 10, True, 0)),
+        ("touch_range beyond", lambda: c.touch_range(pid, 0, top, True, 1)),
+        ("zap beyond", lambda: c.zap(pid, 0, top, True)),
+        ("zap of a dead mm", lambda: c.zap(dead, 0, 512, True)),
+        ("protect beyond", lambda: c.protect(pid, -5, 10, False)),
+        ("clear_young beyond", lambda: c.clear_young(pid, 0, top)),
+        ("split_huge_pmd beyond", lambda: c.split_huge_pmd(pid, top)),
+        ("scan_pmd beyond", lambda: c.scan_pmd(pid, top, True)),
+        ("collapse beyond", lambda: c.collapse(pid, -512, 0, True)),
+        ("split_folio of a pfn beyond the zone", lambda: c.split_folio(top, 0)),
+        ("split_folio of a negative pfn", lambda: c.split_folio(-1, 0)),
+        ("split_range with a negative order", lambda: c.split_range(pid, 0, 512, -1)),
+        ("pageout beyond", lambda: c.pageout(pid, 0, top)),
+        ("move with a negative length", lambda: c.move(pid, 0, 1024, -1)),
+        ("move beyond", lambda: c.move(pid, 0, top, 512)),
+        ("move overlapping", lambda: c.move(pid, 0, 256, 512)),
+        ("fork into itself", lambda: c.fork(pid, pid)),
+        ("fork into an mm never created", lambda: c.fork(pid, dead)),
+        ("fork from a dead mm", lambda: c.fork(dead, pid)),
+        ("mm_create of an existing mm", lambda: c.mm_create(pid, 0)),
+        ("mm_create beyond max", lambda: c.mm_create(far, 0)),
+        ("mm_destroy of a dead mm", lambda: c.mm_destroy(dead)),
+        ("set_vmas of unequal lengths", lambda: c.set_vmas(pid, [0, 5], [4], [3, 3])),
+        ("set_vmas beyond", lambda: c.set_vmas(pid, [0], [top], [3])),
+        ("set_vmas overlapping", lambda: c.set_vmas(pid, [0, 2], [4, 6], [3, 3])),
+        ("set_policy with enabled 7", lambda: c.set_policy(7, 0, 1, 1, 511, 64, 256, 1, 0)),
+        ("set_policy with max_ptes_none 512", lambda: c.set_policy(2, 0, 1, 1, 512, 64, 256, 1, 0)),
+        ("deferred_split_scan negative", lambda: c.deferred_split_scan(-1)),
+        ("MMCore without an allocator", lambda: type(c)(None, 4, 4, 0)),
+        ("MMCore with max_mms 0", lambda: type(c)(k.buddy, 0, 4, 0)),
+        ("MMCore with negative swap", lambda: type(c)(k.buddy, 4, 4, -1)),
+        ("folio_young of a pfn beyond", lambda: r.folio_young(top)),
+        ("folio_young of a free frame", lambda: r.folio_young(int(np.asarray(k.buddy.free_blocks())[-1][0]))),
+        ("set_referenced of a negative pfn", lambda: r.set_referenced(-1, True)),
+        ("lru_list 9", lambda: r.lru_list(9)),
+        ("file_read of no inode", lambda: r.file_read(99, 0, 1)),
+        ("writeback negative", lambda: r.writeback(-1)),
+        ("shrink_list negative", lambda: r.shrink_list(0, -1)),
+        ("shrink_lruvec priority 13", lambda: r.shrink_lruvec(13, 32)),
+        ("set_policy swappiness 500", lambda: r.set_policy(0, 0, 500, 0)),
+        ("ReclaimCore without an MMCore", lambda: type(r)(None)),
+    ]
+
+
+def test_core_methods_reached_from_a_kernel_refuse_bad_arguments():
+    """k.core and k.reclaim.core are typed in _core.pyi: each call below segfaulted or
+    corrupted memory.  Every one raises, names the value, and changes nothing."""
+    k, p = _kernel()
+    before = _state(k)
+    calls = _bad_core_calls(k, p)
+    assert len(calls) >= 50
+    for what, call in calls:
+        with pytest.raises((ValueError, TypeError, OverflowError)) as e:
+            call()
+        assert str(e.value), what
+        assert _state(k) == before, f"{what} changed the state"
+        k.check()
+    assert p.read(p.vmas[0].start + (4 << 20) + 4096) == 7
+
+
+def test_handles_of_an_exited_process_raise():
+    """pmd_kinds / pmd_mapped on an exited process read a NULL page directory."""
+    k, p = _kernel()
+    pid = p.pid
+    p.exit()
+    for call in (lambda: k.core.pmd_kinds(pid, 0, 4), lambda: k.core.peek(pid, np.zeros(1, dtype=np.int64)),
+                 lambda: k.core.rss(pid), lambda: k.core.touch_range(pid, 0, 4, True, 1)):
+        with pytest.raises(ValueError, match=f"mm {pid} does not exist"):
+            call()
+    k.check()
