@@ -254,6 +254,7 @@ cdef void reset_isolation_suitable_c(const Zone *z, CompactZoneState *zs) noexce
     if not zs.compact_blockskip_flush:
         return
     zs.compact_blockskip_flush = 0
+    # bound: the gap free_pfn - migrate_pfn shrinks by two pageblocks a pass
     while migrate_pfn < free_pfn:
         if reset_isolation_pfn(z, zs, migrate_pfn, True, source_set) and migrate_pfn < reset_migrate:
             source_set = True
@@ -342,6 +343,7 @@ cdef int64_t release_free_list(compact_control *cc) noexcept nogil:
     cdef int o
     cdef pfn_t pfn, high_pfn = -1
     for o in range(cc.zone.max_order + 1):
+        # bound: each pass pops one block off a finite isolated list
         while cc.fp_head[o] >= 0:
             pfn = fp_pop(cc, o)
             cc.zone.frame[pfn].flags = 0
@@ -363,6 +365,7 @@ cdef int64_t isolate_freepages_block(compact_control *cc, pfn_t *start_pfn, pfn_
     cdef pfn_t blockpfn = start_pfn[0]
     cdef int o
     cdef uint8_t fl
+    # progress: blockpfn grows by stride >= 1 a pass (a block: by its size; a failed isolation breaks)
     while blockpfn < end_pfn:
         nr_scanned += 1
         fl = z.frame[blockpfn].flags
@@ -416,6 +419,7 @@ cdef void isolate_freepages(compact_control *cc) noexcept nogil:
     cdef int64_t nr_isolated
     if block_end_pfn > z.nr_pages:
         block_end_pfn = z.nr_pages
+    # bound: block_start_pfn falls by a pageblock a pass, down to the migrate scanner
     while block_start_pfn >= low_pfn:
         # suitable for migration to, and isolation did not recently fail there
         if suitable_migration_target(cc, block_start_pfn) and isolation_suitable(cc, block_start_pfn):
@@ -465,6 +469,8 @@ cdef int isolate_migratepages_block(compact_control *cc, pfn_t low_pfn, pfn_t en
     if cc.direct_compaction and cc.mode == K_MIGRATE_ASYNC and cc.order >= 0:
         skip_on_failure = True
         next_skip_pfn = ((low_pfn >> cc.order) + 1) << cc.order      # block_end_pfn(low_pfn, order)
+    # progress: every pass ends with low_pfn += 1 (jumps over a block or to next_skip_pfn only go
+    # forward) or breaks
     while low_pfn < end_pfn:
         if skip_on_failure and low_pfn >= next_skip_pfn:
             # the previous order-aligned block is all isolated: migrate it now
@@ -559,6 +565,7 @@ cdef int isolate_migratepages(compact_control *cc) noexcept nogil:
     cdef pfn_t low_pfn = cc.migrate_pfn
     cdef pfn_t block_start_pfn = pageblock_start_pfn(z, low_pfn)
     cdef pfn_t block_end_pfn = pageblock_end_pfn(z, low_pfn)
+    # bound: block_end_pfn grows by a pageblock a pass up to the free scanner
     while block_end_pfn <= cc.free_pfn:
         if (pageblock_aligned(z, low_pfn) or low_pfn == 0) and not isolation_suitable(cc, block_start_pfn):
             pass                                    # "If isolation recently failed, do not retry"
@@ -582,6 +589,7 @@ cdef pfn_t compaction_alloc(compact_control *cc, int order) noexcept nogil:
     cdef bint has_isolated_pages = False
     cdef int start_order
     cdef pfn_t freepage, size
+    # bound: two passes at most (the second comes after one isolate_freepages(), has_isolated_pages)
     while True:
         start_order = order
         while start_order <= cc.zone.max_order and cc.fp_head[start_order] < 0:
@@ -797,6 +805,10 @@ cdef int compact_zone_c(compact_control *cc) noexcept nogil:
     last_migrated_pfn = -1
     update_cached = (not sync) and zs.compact_cached_migrate_pfn[0] == zs.compact_cached_migrate_pfn[1]
     aborted = False
+    # progress: each pass either isolates (isolate_migratepages_block moves cc.migrate_pfn forward,
+    # at least one pfn) or isolates nothing, which happens only when the next pageblock lies past
+    # the free scanner, so compact_finished() sees the scanners met; free_pfn only moves down.
+    # Hence at most nr_pages passes.
     while True:
         ret = compact_finished(cc)
         if ret != COMPACT_CONTINUE:
@@ -807,6 +819,7 @@ cdef int compact_zone_c(compact_control *cc) noexcept nogil:
         if last_migrated_pfn >= 0 and (pageblock_start_pfn(z, last_migrated_pfn)
                                        == pageblock_start_pfn(z, iteration_start_pfn)):
             cc.finish_pageblock = 1
+        # bound: `continue` (goto rescan) only when finish_pageblock was 0 and sets it: two passes at most
         while True:                                 # rescan:
             isolated = isolate_migratepages(cc)
             if not isolated:

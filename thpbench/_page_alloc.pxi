@@ -612,6 +612,7 @@ cdef class BuddyAllocator:
         with nogil:
             while start < z.nr_pages:
                 o = z.max_order
+                # both inner loops end by o == 0 at the latest (start is aligned to 1, start < nr_pages)
                 while start & (((<pfn_t>1) << o) - 1):
                     o -= 1
                 while start + ((<pfn_t>1) << o) > z.nr_pages:
@@ -777,6 +778,7 @@ cdef class BuddyAllocator:
         self.z.pb_mt[p >> self.z.pageblock_order] = new_mt
         if not mt_is_mergeable(old_mt) and mt_is_mergeable(new_mt):
             h = start
+            # progress: h grows by a block (>= 1 frame) a pass
             while h < min(start + (1 << self.z.pageblock_order), self.z.nr_pages):
                 if (self.z.frame[h].flags & FRAME_BUDDY) and self.z.frame[h].order >= self.z.pageblock_order:
                     o = self.z.frame[h].order

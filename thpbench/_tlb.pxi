@@ -148,6 +148,8 @@ cdef int64_t tc_invalidate_keys(TlbCache *c, int sub, uint64_t first, uint64_t l
     cdef uint64_t t, k
     for st in range(c.n_sets):
         w = 0
+        # bound: a pass either moves w on or drops a valid way (the set then holds one fewer,
+        # so at most n_ways drops): at most 2 * n_ways passes a set
         while w < c.n_ways:
             t = c.tags[st * c.n_ways + w]
             k = t >> 4

@@ -271,6 +271,8 @@ cdef class ReclaimCore:
         out = []
         cdef int64_t p = self.s.head[L]
         while p >= 0:
+            if len(out) > self.s.nr_frames:     # bound: a list holds each frame once at most
+                raise InvariantError(f"{LRU_NAMES[L]} has a cycle")
             out.append((p, self.s.pg[p]))
             p = self.s.next[p]
         return out
@@ -630,6 +632,7 @@ cdef class ReclaimCore:
         with nogil:
             for L in range(LRU_INACTIVE_FILE, LRU_ACTIVE_FILE + 1):
                 p = self.s.tail[L]
+                # bound: an acyclic LRU list (check() verifies it); write_file_page() does not move p
                 while p >= 0 and done < nr_pages:
                     if self.s.pg[p] & PG_dirty:
                         self.write_file_page(p)
@@ -718,6 +721,7 @@ cdef class ReclaimCore:
         cnt[0] = 0
         if out == NULL:
             return NULL
+        # bound: the LRU lists are acyclic (lru_add / lru_del keep them so; check() verifies it)
         while cur >= 0 and pages < nr_to_scan:
             if n == cap:
                 cap *= 2
@@ -902,6 +906,7 @@ cdef class ReclaimCore:
             else:
                 scan = 0 if anon_only else (scan if file_only else scan * fp // (ap + fp + 1))
             target[L] = scan
+        # bound: every pass lowers each positive target by min(target, SWAP_CLUSTER_MAX) >= 1
         while target[LRU_INACTIVE_ANON] or target[LRU_ACTIVE_FILE] or target[LRU_INACTIVE_FILE]:
             for L in range(NR_LRU_LISTS):
                 if target[L] <= 0:
