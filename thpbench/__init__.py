@@ -15,11 +15,12 @@ from thpbench._core import (
     OP_REPLACE_SLOT,
 )
 from thpbench.costs import CostModel
-from thpbench.kernel import Kernel, OutOfMemory, Process, Result, SegmentationFault
+from thpbench.kernel import Clock, Kernel, OutOfMemory, PageKind, PmdKind, Process, Result, SegmentationFault
 
 __all__ = [
     "BuddyAllocator",
     "BulkOpError",
+    "Clock",
     "CostModel",
     "Kernel",
     "OutOfMemory",
@@ -32,5 +33,22 @@ __all__ = [
     "OP_FREE",
     "OP_FREE_SLOT",
     "OP_REPLACE_SLOT",
+    "PageKind",
+    "PmdKind",
 ]
 __version__ = "0.1.0"
+
+# Subpackages that import heavier dependencies load on first use: ``thpbench.tlb``,
+# ``thpbench.experiments`` and ``thpbench.widgets`` are reachable after ``import thpbench``.
+_LAZY_SUBMODULES = ("tlb", "experiments", "widgets", "workloads", "procfs", "plots", "costs", "units")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f"thpbench.{name}")
+    raise AttributeError(f"module 'thpbench' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

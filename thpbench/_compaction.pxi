@@ -7,7 +7,7 @@
 # splits one of the smallest order that fits).  Each source moves to a target of its
 # own order through the mover (see the contract in _core.pxd); what is left is freed.
 #
-# Simplified, and said so in the Python docstrings (thpbench/compaction.py):
+# Simplified, and said so in the Python docstrings (thpbench/kernel/compaction.py):
 # * no fast searches of the free lists (fast_isolate_freepages, fast_find_migrateblock,
 #   fast_isolate_around): both scanners are linear; pageblock skip bits are kept;
 # * no LRU: every allocated MOVABLE block is an isolatable LRU folio (no dirty or
@@ -19,7 +19,9 @@
 #   after the batch, else the batch ends (-ENOMEM), as when try_split_folio() fails;
 # * no capture_control: the freed block is found by __compact_finished.
 
-from libc.stdlib cimport malloc, realloc, free as c_free2
+from libc.stdlib cimport malloc, realloc, free as c_free
+from libc.string cimport memset
+import numpy as np
 
 cdef enum:
     E_NOMEM = 12                  # migrate_pages() -> -ENOMEM: no free target
@@ -761,7 +763,7 @@ cdef int compact_zone_c(compact_control *cc) noexcept nogil:
     cc.nr_migratepages = 0
     cc.nr_freepages = 0
     cc.nr_migrate_blocks = 0
-    for o in range(16):
+    for o in range(NR_ORDERS_MAX):
         cc.fp_head[o] = -1
         cc.fp_tail[o] = -1
     if cc.order >= 0:
@@ -874,11 +876,11 @@ cdef int compact_control_init(compact_control *cc, Zone *z, CompactZoneState *zs
     return 0
 
 cdef void compact_control_release(compact_control *cc) noexcept nogil:
-    c_free2(cc.migratepages)
-    c_free2(cc.split_folios)
-    c_free2(cc.batch_src)
-    c_free2(cc.batch_dst)
-    c_free2(cc.trace)
+    c_free(cc.migratepages)
+    c_free(cc.split_folios)
+    c_free(cc.batch_src)
+    c_free(cc.batch_dst)
+    c_free(cc.trace)
     cc.migratepages = NULL
     cc.split_folios = NULL
     cc.batch_src = NULL
@@ -927,7 +929,7 @@ cdef int pagebook_split_folio(void *ctx, pfn_t head, int order) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
-# The Python face of the core part (thpbench/compaction.py wraps it)
+# The Python face of the core part (thpbench/kernel/compaction.py wraps it)
 # ---------------------------------------------------------------------------
 
 cdef class CompactionState:
@@ -1199,7 +1201,7 @@ def _compact_zone(BuddyAllocator allocator, CompactionState state, object book, 
         cc.split_folio = pagebook_split_folio
         cc.mover_ctx = &(<PageBook>book).c
     elif mm_mover:
-        # the simulated kernel's mover (_mm_compaction.pxi)
+        # the simulated kernel's mover (_migrate.pxi)
         mm_set_mover(&cc, <MMCore>book)
     elif book is not None:
         raise TypeError(f"book must be a PageBook or an MMCore, got {type(book).__name__}")

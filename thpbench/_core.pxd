@@ -56,9 +56,9 @@ cdef struct Zone:
     int32_t *link              # 2 per frame: prev, next of a free block on its list
     FrameState *frame          # per frame: flags and order
     uint8_t *pb_mt             # per pageblock: migratetype
-    int32_t head[16][5]        # zone->free_area[order].free_list[mt] (first, -1 if empty)
-    int32_t tail[16][5]
-    int64_t nr_free[16][5]     # blocks on each list
+    int32_t head[NR_ORDERS_MAX][NR_MIGRATETYPES]     # zone->free_area[order].free_list[mt] (first, -1 if empty)
+    int32_t tail[NR_ORDERS_MAX][NR_MIGRATETYPES]
+    int64_t nr_free[NR_ORDERS_MAX][NR_MIGRATETYPES]  # blocks on each list
     int64_t nr_free_pages
     # event counters (tracepoint-like; the kernel has no vmstat for these)
     int64_t nr_alloc
@@ -100,7 +100,7 @@ cdef struct TlbCache:
 
 cdef struct TlbCounters:
     int64_t accesses
-    int64_t walks[2]           # completed walks by TLB entry size (4 KiB, 2 MiB)
+    int64_t walks[TLB_NR_SIZES] # completed walks by TLB entry size (4 KiB, 2 MiB)
     int64_t walk_refs          # memory references made by page walks (guest + host)
     int64_t guest_refs         # references to the (guest or native or shadow) page table
     int64_t host_refs          # references to the host (nested) page table
@@ -113,10 +113,10 @@ cdef struct TlbState:
     int mode
     int levels                 # guest (or native) paging levels: 4 or 5
     int host_levels            # host paging levels (nested mode)
-    TlbCache *l1[2]            # per page size; both point to one cache when the L1 is shared
-    TlbCache *l2[2]
-    TlbCache *pwc[6]           # guest/native page-walk caches by level (2..levels); shared when unified
-    TlbCache *hpwc[6]          # host (nested) page-walk caches by level
+    TlbCache *l1[TLB_NR_SIZES] # per page size; both point to one cache when the L1 is shared
+    TlbCache *l2[TLB_NR_SIZES]
+    TlbCache *pwc[TLB_MAX_LEVELS]  # guest/native page-walk caches by level (2..levels); shared when unified
+    TlbCache *hpwc[TLB_MAX_LEVELS] # host (nested) page-walk caches by level
     TlbCache *ntlb             # nested TLB: guest-physical -> host-physical, for the walker
     TlbCache *ptcache          # data-cache lines of page-table entries that walks read
     int pwc_unified
@@ -135,15 +135,28 @@ cdef struct TlbState:
     TlbCounters cnt
 
 
+# Slots of TlbSim.caches[]
+cdef enum:
+    CACHE_L1_4K = 0
+    CACHE_L1_2M = 1
+    CACHE_L2_4K = 2
+    CACHE_L2_2M = 3
+    CACHE_PWC0 = 4            # 4 + level (level 0 slot: the unified PWC)
+    CACHE_HPWC0 = 10          # 10 + level (level 0 slot: the unified host PWC); = CACHE_PWC0 + TLB_MAX_LEVELS
+    CACHE_NTLB = 16
+    CACHE_ABSENT = 17         # an all-zero cache: n_sets == 0, every lookup misses uncounted
+    CACHE_PTCACHE = 18        # data-cache lines holding page-table entries (walker's view)
+    CACHE_NR_SLOTS = 19
+
 cdef class TlbSim:
     cdef TlbState s
-    cdef TlbCache caches[20]   # storage behind the pointers in s (see _tlb.pxi: CACHE_* slots)
+    cdef TlbCache caches[CACHE_NR_SLOTS]   # storage behind the pointers in s
     cdef object _keep          # numpy arrays whose buffers s points into
     cdef public dict geometry  # structure name -> (entries, ways), as given
 
 # --- reclaim ---------------------------------------------------------------
 # The classic two-list LRU, the page cache and reclaim (mm/vmscan.c, mm/swap.c,
-# mm/workingset.c, mm/filemap.c); code in _reclaim.pxi, Python face in reclaim.py.
+# mm/workingset.c, mm/filemap.c); code in _vmscan.pxi, Python face in kernel/reclaim.py.
 # Declared before the mm section because MMCore holds a pointer to the LRU state
 # (NULL: no reclaim attached; the mm hooks then do nothing).
 cdef enum:
@@ -161,7 +174,32 @@ cdef enum:
     PG_reclaim = 0x08
     PG_workingset = 0x10
     PG_young = 0x20           # file pages: stands for the accessed bit of the PTEs mapping it
-    RC_NR_STATS = 40
+
+
+cdef enum:
+    # reclaim counters (names: RECLAIM_STAT_NAMES)
+    RS_PGSCAN_KSWAPD = 0
+    RS_PGSCAN_DIRECT
+    RS_PGSTEAL_KSWAPD
+    RS_PGSTEAL_DIRECT
+    RS_PGSCAN_ANON
+    RS_PGSCAN_FILE
+    RS_PGSTEAL_ANON
+    RS_PGSTEAL_FILE
+    RS_PGACTIVATE
+    RS_PGDEACTIVATE
+    RS_PGREFILL
+    RS_WORKINGSET_REFAULT_FILE
+    RS_WORKINGSET_ACTIVATE_FILE
+    RS_NR_VMSCAN_WRITE
+    RS_NR_VMSCAN_IMMEDIATE
+    RS_PGPGIN_FILE_KB         # file reads, KiB (vmstat pgpgin adds swap-ins)
+    RS_PGPGOUT_KB             # file and swap writes, KiB
+    RS_PAGECACHE_HITS
+    RS_PAGECACHE_MISSES
+    RS_FILE_WRITTEN           # page-cache pages written back (reclaim or flusher)
+    RS_FILE_UNMAPPED          # mapped page-cache pages unmapped by reclaim
+    RS_NR_STATS
 
 cdef struct LruState:
     int64_t nr_frames
@@ -171,10 +209,10 @@ cdef struct LruState:
     uint8_t *pg               # PG_* bits above
     int32_t *ino              # page-cache pages: inode number
     int32_t *index            # page-cache pages: page index in the file
-    int32_t *fmapcount        # page-cache pages: mappings by processes (no PTEs: see _reclaim.pxi)
-    int64_t head[4]
-    int64_t tail[4]
-    int64_t nr[4]             # pages on each list
+    int32_t *fmapcount        # page-cache pages: mappings by processes (no PTEs: see _vmscan.pxi)
+    int64_t head[NR_LRU_LISTS]
+    int64_t tail[NR_LRU_LISTS]
+    int64_t nr[NR_LRU_LISTS]  # pages on each list
     # the page cache: per inode, one entry per page index: >= 0 pfn, -1 empty, <= -2 shadow
     int64_t **imap
     uint64_t **idisk          # per inode: the file's data on disk (one value per page)
@@ -194,7 +232,7 @@ cdef struct LruState:
     int kswapd_order
     int need_reclaim          # set by a failed order-0 allocation (the caller reclaims, retries)
     int wake_flusher          # reclaim met dirty file pages it may not write
-    int64_t stat[40]
+    int64_t stat[RS_NR_STATS] # RECLAIM_STAT_NAMES
 
 cdef struct ScanControl:      # struct scan_control (mm/vmscan.c), the fields modelled
     int64_t nr_to_reclaim
@@ -210,7 +248,7 @@ cdef struct ScanControl:      # struct scan_control (mm/vmscan.c), the fields mo
 
 # --- mm ---------------------------------------------------------------------
 # Page tables, rmap, per-page content and the fault / collapse / split state
-# machines (_mm.pxi).  A page-table entry (PTE or PMD) is one uint64: flag bits
+# machines (_memory.pxi, _rmap.pxi, _huge_memory.pxi, _khugepaged.pxi).  A page-table entry (PTE or PMD) is one uint64: flag bits
 # below, the pfn (or swap slot, or PTE-table slot) from bit 8 up; 0 = pte_none.
 cdef enum:
     E_PRESENT = 0x01
@@ -222,6 +260,13 @@ cdef enum:
     E_TABLE = 0x40            # PMD only: points to a PTE table; payload = table slot
     E_HUGE = 0x80             # PMD only: maps a 2 MiB folio; payload = head pfn
     E_SHIFT = 8
+
+# an entry's payload (pfn, swap slot, table slot) and an entry from payload and bits
+cdef inline int64_t ent_payload(uint64_t e) noexcept nogil:
+    return <int64_t>(e >> E_SHIFT)
+
+cdef inline uint64_t mk_ent(int64_t payload, uint64_t bits) noexcept nogil:
+    return ((<uint64_t>payload) << E_SHIFT) | bits
 
 # Per-frame page flags of the mm layer (struct page / folio flags).
 cdef enum:
@@ -237,6 +282,55 @@ cdef enum:
     VM_WRITE = 0x2
     VM_HUGEPAGE = 0x4
     VM_NOHUGEPAGE = 0x8
+
+cdef enum:
+    HPAGE_PMD_ORDER = 9
+    HPAGE_PMD_NR = 512
+
+cdef enum:
+    # vmstat counters (their names: MM_STAT_NAMES, same order)
+    S_THP_FAULT_ALLOC = 0
+    S_THP_FAULT_FALLBACK
+    S_THP_FAULT_FALLBACK_CHARGE
+    S_THP_COLLAPSE_ALLOC
+    S_THP_COLLAPSE_ALLOC_FAILED
+    S_THP_SPLIT_PAGE
+    S_THP_SPLIT_PAGE_FAILED
+    S_THP_DEFERRED_SPLIT_PAGE
+    S_THP_UNDERUSED_SPLIT_PAGE
+    S_THP_SPLIT_PMD
+    S_THP_SCAN_EXCEED_NONE_PTE
+    S_THP_SCAN_EXCEED_SWAP_PTE
+    S_THP_SCAN_EXCEED_SHARE_PTE
+    S_THP_ZERO_PAGE_ALLOC
+    S_THP_ZERO_PAGE_ALLOC_FAILED
+    S_THP_SWPOUT
+    S_THP_SWPOUT_FALLBACK
+    S_PGFAULT
+    S_PGMAJFAULT
+    S_PSWPIN
+    S_PSWPOUT
+    S_OOM_KILL
+    S_NR_ANON_THPS            # gauge: PMD-mapped anon THPs (NR_ANON_THPS)
+    S_NR_ANON_PAGES           # gauge: pages of anon folios
+    S_NR_PAGETABLE            # gauge: PTE-table pages (in use or deposited)
+    # model-internal event counts (cost accounting, benchmarks)
+    S_FAULT_PAGES             # order-0 anon pages allocated by faults (zeroed)
+    S_COW_COPIES
+    S_COLLAPSE_COPIED         # pages copied or cleared by collapse
+    S_PTES_SCANNED            # PTEs examined by hpage_collapse_scan_pmd
+    S_SHRINKER_RUNS
+    S_PGMIGRATE_SUCCESS       # pages migrated (pgmigrate_success)
+    S_THP_MIGRATION_SUCCESS
+    # compaction in the simulated kernel (_migrate.pxi, _page_alloc.pxi)
+    S_THP_MIGRATION_FAIL
+    S_THP_MIGRATION_SPLIT
+    S_MIGRATION_SPLIT         # large folios of any order split for migration (model-internal)
+    S_DIRECT_COMPACT_SCANNED  # pfns the scanners of direct compaction looked at (cost accounting)
+    S_DIRECT_COMPACT_MIGRATED # pages direct compaction migrated
+    S_DIRECT_COMPACT_FAILED   # pages direct compaction failed to migrate
+    S_KSWAPD_WAKE             # wakeup_kswapd() calls of the allocator slow path
+    S_NR_STATS
 
 cdef struct MMStruct:
     uint64_t *pmd              # one entry per 2 MiB of the virtual window
@@ -297,13 +391,13 @@ cdef class MMCore:
     cdef int max_ptes_none, max_ptes_swap, max_ptes_shared
     cdef int64_t wmark_min
     # counters
-    cdef int64_t stat[40]
+    cdef int64_t stat[S_NR_STATS]   # MM_STAT_NAMES
     # reclaim (see the reclaim section): NULL = not attached
     cdef LruState *lru
     # event log
     cdef MMEvent *ev
     cdef int64_t ev_len, ev_cap
-    # compaction in the simulated kernel (_mm_compaction.pxi)
+    # compaction in the simulated kernel (_migrate.pxi, _page_alloc.pxi)
     cdef int32_t *pincount     # per page: pin_user_pages() references (FOLL_PIN); pinned = unmovable
     cdef CompactZoneState *czs # the zone's compaction fields (a CompactionState attached by the kernel)
     cdef CompactStats *cstats
@@ -321,7 +415,8 @@ cdef class MMCore:
     cdef int ac_result         # its last compact_result (-1: no compaction)
     cdef pfn_t *split_left     # order-0 pieces of folios split for migration (freed afterwards if unmapped)
     cdef int64_t split_left_len, split_left_cap
-    # nogil state machines (_mm.pxi)
+    # nogil state machines of _memory.pxi (the other parts call these; the free
+    # functions of _rmap, _huge_memory, _khugepaged and _migrate are declared at the end)
     cdef void _free_mm_arrays(self, MMStruct *mm) noexcept
     cdef void log(self, int kind, int mmid, int64_t vpn, int64_t nr) noexcept nogil
     cdef pfn_t alloc_pages(self, int order, int mt, int gfp) noexcept nogil
@@ -329,33 +424,10 @@ cdef class MMCore:
     cdef void free_pt(self, int64_t slot) noexcept nogil
     cdef int64_t swap_alloc(self) noexcept nogil
     cdef void swap_put(self, int64_t slot) noexcept nogil
-    cdef pfn_t head_of(self, pfn_t pfn) noexcept nogil
-    cdef void new_folio(self, pfn_t head, int order, int32_t fam, int64_t vpn, bint zero=*) noexcept nogil
-    cdef void dq_add(self, pfn_t head) noexcept nogil
-    cdef void dq_del(self, pfn_t head) noexcept nogil
-    cdef void deferred_split_folio(self, pfn_t head, bint partially_mapped) noexcept nogil
-    cdef void free_folio(self, pfn_t head) noexcept nogil
-    cdef void map_pte(self, pfn_t pfn, int32_t fam, int64_t vpn) noexcept nogil
-    cdef void unmap_pte(self, pfn_t pfn) noexcept nogil
-    cdef void unmap_pmd(self, pfn_t head) noexcept nogil
     cdef uint64_t *pte_ptr(self, MMStruct *mm, int64_t vpn) noexcept nogil
     cdef int find_vma(self, MMStruct *mm, int64_t vpn) noexcept nogil
-    cdef bint thp_fault_allowed(self, uint32_t vmflags) noexcept nogil
-    cdef int thp_gfp(self, uint32_t vmflags) noexcept nogil
-    cdef void move_folio_state(self, pfn_t src, pfn_t dst) noexcept nogil
-    cdef void split_huge_pmd_c(self, int mmid, int64_t pi) noexcept nogil
     cdef void zap_c(self, int mmid, int64_t s, int64_t e, bint free_tables) noexcept nogil
-    cdef int huge_pmd_anonymous_page(self, int mmid, int64_t pi, uint32_t vmflags, bint write) noexcept nogil
-    cdef void install_thp(self, int mmid, int64_t pi, pfn_t head, int64_t slot, uint32_t vmflags, bint dirty) noexcept nogil
-    cdef bint folio_exclusive(self, int mmid, pfn_t head) noexcept nogil
     cdef int fault_c(self, int mmid, int64_t vpn, bint write, uint64_t value) noexcept nogil
-    cdef int scan_pmd_c(self, int mmid, int64_t pi, bint is_khugepaged, int64_t *out) noexcept nogil
-    cdef int collapse_huge_page_c(self, int mmid, int64_t pi, uint32_t vmflags, bint is_khugepaged) noexcept nogil
-    cdef void remap_zero(self, pfn_t pfn) noexcept nogil
-    cdef int split_folio_c(self, pfn_t head, int new_order) noexcept nogil
-    cdef bint thp_underused(self, pfn_t head) noexcept nogil
-    cdef int64_t deferred_split_scan_c(self, int64_t nr_to_scan) noexcept nogil
-    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil
     cdef bint pt_owner_check(self, pfn_t pfn) noexcept
 
 # --- compaction ---------------------------------------------------------------------
@@ -400,6 +472,7 @@ cdef enum:
     COMPACT_CLUSTER_MAX = 32      # SWAP_CLUSTER_MAX: pages isolated per migrate batch
     COMPACT_MAX_DEFER_SHIFT = 6   # "Do not skip compaction more than 64 times"
     PAGE_ALLOC_COSTLY_ORDER = 3
+    ASYNC_AND_SYNC = 2            # include/linux/mmzone.h: compact_cached_migrate_pfn[ASYNC_AND_SYNC]
 
 # enum compact_result (include/linux/compaction.h), in the kernel's order: callers
 # take max() over results.
@@ -422,7 +495,7 @@ cdef enum:
 
 cdef struct CompactZoneState:     # the compaction fields of struct zone
     pfn_t compact_cached_free_pfn
-    pfn_t compact_cached_migrate_pfn[2]   # [0] async, [1] sync
+    pfn_t compact_cached_migrate_pfn[ASYNC_AND_SYNC]   # [0] async, [1] sync
     pfn_t compact_init_migrate_pfn
     pfn_t compact_init_free_pfn
     uint8_t *pageblock_skip       # PB_migrate_skip, one byte a pageblock (owned by CompactionState)
@@ -471,8 +544,8 @@ cdef struct compact_control:      # struct compact_control (mm/internal.h), the 
     int extfrag_threshold
     int proactive_wmark_low       # fragmentation_score_wmark(true)
     # isolated free blocks: per-order lists linked through Zone.link (as page->lru)
-    pfn_t fp_head[16]
-    pfn_t fp_tail[16]
+    pfn_t fp_head[NR_ORDERS_MAX]
+    pfn_t fp_tail[NR_ORDERS_MAX]
     # isolated migrate sources (heads), in isolation order
     pfn_t *migratepages
     int64_t nr_migrate_blocks
@@ -499,12 +572,9 @@ cdef struct PageBookC:            # what the PageBook mover reads and writes
     int64_t *slots                # optional: slot -> head pfn, rewritten on migration
     int64_t nr_slots
 
-# Entry points for other parts of the core (the THP kernel), in _compaction.pxi:
-#   compact_control_init(cc, zone, zone_state, stats, order, mode, migratetype) -> 0 / -1
-#   then set cc flags, watermarks and cc.migrate_folio / cc.split_folio / cc.mover_ctx;
-#   compact_zone_c(cc) -> COMPACT_*;  compact_control_release(cc) always.
-#   compaction_suitable_c, compaction_deferred, defer_compaction, compaction_defer_reset,
-#   zone_watermark_ok, fragmentation_index_c, extfrag_for_order, fragmentation_score_node.
+# Entry points for other parts of the core: declared at the end of this file ("in _compaction.pxi").
+# A caller: compact_control_init(), then cc flags, watermarks and the mover; compact_zone_c();
+# compact_control_release() always.
 
 cdef class CompactionState:
     cdef CompactZoneState zs
@@ -524,7 +594,7 @@ cdef class PageBook:
 # --- compaction in the simulated kernel ------------------------------------------------
 # The MMCore mover (the contract above, for anonymous folios through the reverse map),
 # the allocator slow path with direct compaction and the THP fault log; code in
-# _mm_compaction.pxi, Python face in thpbench/mm.py (Kernel).
+# _migrate.pxi and _page_alloc.pxi, Python face in thpbench/kernel/ (Kernel).
 
 # gfp bits of MMCore.alloc_pages (the reclaim part of a gfp_t, include/linux/gfp_types.h)
 cdef enum:
@@ -562,3 +632,75 @@ cdef class ReclaimCore:
     cdef int64_t shrink_folio(self, pfn_t p, int L, ScanControl *sc) noexcept nogil
     cdef int64_t shrink_inactive_list(self, int64_t nr_to_scan, int L, ScanControl *sc) noexcept nogil
     cdef void shrink_lruvec_c(self, ScanControl *sc) noexcept nogil
+
+
+# ==========================================================================================
+# The core's mm/internal.h: every function one part calls in another, by the part that
+# defines it.  A call across parts to anything not declared here fails
+# tests/core/test_core_interfaces.py.  (Methods of MMCore / ReclaimCore that other parts
+# call are declared in their class above.)  Declared here without `inline`; the parts
+# may define them inline (the C compiler inlines them within the one module).
+# ==========================================================================================
+
+# in _page_alloc.pxi:
+cdef int frame_mt(const Zone *z, pfn_t pfn) noexcept nogil
+cdef int pageblock_mt(const Zone *z, pfn_t pfn) noexcept nogil
+cdef void del_from_free_list(Zone *z, pfn_t pfn, int order, int mt) noexcept nogil
+cdef bint mt_is_mergeable(int mt) noexcept nogil
+cdef int find_suitable_fallback(const Zone *z, int order, int mt, bint claimable) noexcept nogil
+cdef int64_t move_freepages_block(Zone *z, pfn_t start, int old_mt, int new_mt) noexcept nogil
+cdef void free_one_page(Zone *z, pfn_t pfn, int order, int mt, bint to_tail) noexcept nogil
+cdef void zone_free(Zone *z, pfn_t pfn, int order) noexcept nogil
+cdef pfn_t find_head(const Zone *z, pfn_t pfn) noexcept nogil
+cdef int64_t _int_arg(object value, str what, int64_t lo, int64_t hi) except? -1
+cdef int zone_take_block(Zone *z, pfn_t pfn, int order) noexcept nogil
+cdef pfn_t mm_get_page_from_freelist(MMCore m, int order, int mt, int64_t mark) noexcept nogil
+cdef pfn_t mm_alloc_slowpath(MMCore m, int order, int mt, int gfp) noexcept nogil
+
+# in _rmap.pxi:
+cdef pfn_t head_of(MMCore self, pfn_t pfn) noexcept nogil
+cdef void new_folio(MMCore self, pfn_t head, int order, int32_t fam, int64_t vpn, bint zero=*) noexcept nogil
+cdef void free_folio(MMCore self, pfn_t head) noexcept nogil
+cdef void map_pte(MMCore self, pfn_t pfn, int32_t fam, int64_t vpn) noexcept nogil
+cdef void unmap_pte(MMCore self, pfn_t pfn) noexcept nogil
+cdef void unmap_pmd(MMCore self, pfn_t head) noexcept nogil
+cdef bint folio_exclusive(MMCore self, int mmid, pfn_t head) noexcept nogil
+
+# in _huge_memory.pxi:
+cdef void dq_add(MMCore self, pfn_t head) noexcept nogil
+cdef void dq_del(MMCore self, pfn_t head) noexcept nogil
+cdef void deferred_split_folio(MMCore self, pfn_t head, bint partially_mapped) noexcept nogil
+cdef bint thp_fault_allowed(MMCore self, uint32_t vmflags) noexcept nogil
+cdef int thp_gfp(MMCore self, uint32_t vmflags) noexcept nogil
+cdef void split_huge_pmd_c(MMCore self, int mmid, int64_t pi) noexcept nogil
+cdef int huge_pmd_anonymous_page(MMCore self, int mmid, int64_t pi, uint32_t vmflags, bint write) noexcept nogil
+cdef void install_thp(MMCore self, int mmid, int64_t pi, pfn_t head, int64_t slot, uint32_t vmflags, bint dirty) noexcept nogil
+cdef int split_folio_c(MMCore self, pfn_t head, int new_order) noexcept nogil
+cdef int64_t deferred_split_scan_c(MMCore self, int64_t nr_to_scan) noexcept nogil
+cdef void mm_log_thp_fault(MMCore m, int mmid, int64_t pi, bint ok) noexcept nogil
+
+# in _khugepaged.pxi:
+cdef int scan_pmd_c(MMCore self, int mmid, int64_t pi, bint is_khugepaged, int64_t *out) noexcept nogil
+cdef int collapse_huge_page_c(MMCore self, int mmid, int64_t pi, uint32_t vmflags, bint is_khugepaged) noexcept nogil
+
+# in _migrate.pxi:
+cdef bint mm_folio_pinned(MMCore m, pfn_t head) noexcept nogil
+cdef int migrate_folio_c(MMCore self, pfn_t src, pfn_t dst) noexcept nogil
+cdef void mm_free_split_pieces(MMCore m) noexcept nogil
+cdef void mm_set_mover(compact_control *cc, MMCore m) noexcept nogil
+
+# in _compaction.pxi:
+cdef bint zone_watermark_ok(const Zone *z, int order, int64_t mark) noexcept nogil
+cdef void defer_compaction(CompactZoneState *zs, int order) noexcept nogil
+cdef bint compaction_deferred(CompactZoneState *zs, int order) noexcept nogil
+cdef void compaction_defer_reset(CompactZoneState *zs, int order, bint alloc_success) noexcept nogil
+cdef int compact_zone_c(compact_control *cc) noexcept nogil
+cdef int compact_control_init(compact_control *cc, Zone *z, CompactZoneState *zs, CompactStats *stats, int order, int mode, int migratetype) noexcept nogil
+cdef void compact_control_release(compact_control *cc) noexcept nogil
+
+# in _vmscan.pxi:
+cdef void lru_add(LruState *s, pfn_t p, int64_t nr, int L, bint at_tail) noexcept nogil
+cdef void lru_del(LruState *s, pfn_t p, int64_t nr) noexcept nogil
+cdef void lru_split(LruState *s, pfn_t head, int64_t nr, int64_t step) noexcept nogil
+cdef void lru_replace(LruState *s, pfn_t src, pfn_t dst) noexcept nogil
+cdef int migrate_file_page_c(MMCore mm, pfn_t src, pfn_t dst) noexcept nogil

@@ -4,7 +4,7 @@ from typing import Any, Callable, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-# --- buddy allocator (_buddy.pxi) -------------------------------------------------------
+# --- buddy allocator (_page_alloc.pxi) -------------------------------------------------------
 
 MIGRATETYPE_NAMES: tuple[str, str, str, str, str]
 OP_ALLOC: int
@@ -94,7 +94,7 @@ class TlbSim:
     def check(self) -> None: ...
     def reset_counters(self) -> None: ...
 
-# --- mm (_mm.pxi) -------------------------------------------------------------
+# --- mm (_memory.pxi) ----------------------------------------------------------
 # Page tables, rmap, per-page content, fault/collapse/split state machines.
 # Addresses here are virtual page numbers (vpn = address >> 12); thpbench.mm.Kernel
 # validates every argument before calling in.
@@ -189,7 +189,7 @@ def _zone_metrics(allocator: BuddyAllocator, order: int, wmark_min: int, wmark_l
                   alloc_wmark: int) -> tuple[int, int, bool, bool, int]: ...
 def _migratetype(value: MigrateType, allocatable: bool = True) -> int: ...
 
-# --- compaction in the simulated kernel (_mm_compaction.pxi) ------------------------------
+# --- compaction in the simulated kernel (_migrate.pxi) ------------------------------
 
 def _mm_attach_compaction(core: MMCore, state: CompactionState, on: bool, extfrag_threshold: int,
                           wmark_low: int) -> None: ...
@@ -203,7 +203,7 @@ def _mm_pin(core: MMCore, mmid: int, vpns: npt.NDArray[np.int64], delta: int) ->
 def _mm_frame_pins(core: MMCore) -> npt.NDArray[np.int32]: ...
 def _mm_check_compaction(core: MMCore) -> bool: ...
 
-# --- reclaim (_reclaim.pxi; the documented face is thpbench.reclaim) -------------------
+# --- reclaim (_vmscan.pxi; the documented face is thpbench.kernel.reclaim) -------------------
 
 RECLAIM_STAT_NAMES: tuple[str, ...]
 LRU_NAMES: tuple[str, str, str, str]

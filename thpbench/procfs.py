@@ -919,7 +919,7 @@ THP_SYSFS = "/sys/kernel/mm/transparent_hugepage"
 
 
 def _thp_files():
-    from thpbench.kernel.tunables import _SYSFS_SPEC       # the simulator's knobs, by sysfs path
+    from thpbench.kernel.tunables import SYSFS_SPEC as _SYSFS_SPEC       # the simulator's knobs, by sysfs path
     return list(_SYSFS_SPEC)
 
 
@@ -971,7 +971,7 @@ def thp_settings(files: dict) -> dict:
     ("always [madvise] never" -> "madvise"), numbers as they are; read-only files
     (counters, hpage_pmd_size) are dropped.  ``Kernel(thp=thp_settings(read_thp_sysfs()))``
     configures the simulator as this machine is configured."""
-    from thpbench.kernel.tunables import _SYSFS_SPEC
+    from thpbench.kernel.tunables import SYSFS_SPEC as _SYSFS_SPEC
     out = {}
     for name, text in files.items():
         if name not in _SYSFS_SPEC:

@@ -426,25 +426,90 @@ class Kcompactd:
         Set by the simulated kernel; proactive compaction backs off while True.
     events : list of dict
         One row per piece of work (``time_ns``, ``event`` "wake" or "proactive",
-        ``order``, ``result``, ``score_before``, ``score_after`` and the counters it added).
+        ``order``, ``result``, ``score_before``, ``score_after`` and the counters it added);
+        with ``log_limit`` only the most recent ``log_limit`` rows are kept.
+    passes : int
+        Pieces of work done (every row ever recorded).
+
+    It is a daemon of :mod:`thpbench.kernel.clock`: ``next_wakeup_ns()`` (the pending
+    wakeup or the next proactive check), ``run_until(t_ns)`` (then ``on_work(rows)``,
+    the simulated kernel's accounting), ``pause()``/``resume()``.
     """
 
+    name = "kcompactd"
+    clock_priority = 2          # at the same instant: after khugepaged and a sample
+
     def __init__(self, allocator, *, state=None, book=None, compaction_proactiveness=20, extfrag_threshold=500,
-                 wmark_min_pages=0, wmark_low_pages=None, start_ns=0):
+                 wmark_min_pages=0, wmark_low_pages=None, start_ns=0, on_work=None, log_limit=None):
         self.allocator = _allocator(allocator)
         self.state = _state(allocator, state)
         self.book = _book(allocator, book)
         self.compaction_proactiveness = _int(compaction_proactiveness, "compaction_proactiveness", 0, 100)
         self.wmark_min_pages, self.wmark_low_pages, self.extfrag_threshold = _wmarks(
             wmark_min_pages, wmark_low_pages, extfrag_threshold)
+        if on_work is not None and not callable(on_work):
+            raise TypeError(f"on_work must be callable, got {type(on_work).__name__}")
+        if log_limit is not None:
+            log_limit = _int(log_limit, "log_limit", 0, 2**62)
         self.kswapd_running = False
         self.kcompactd_max_order = 0
+        self.passes = 0
         self._woken = False
         self._wake_ns = None
+        self._paused = False
+        self._on_work = on_work
+        self._log_limit = log_limit
         self.default_timeout_ns = HPAGE_FRAG_CHECK_INTERVAL_MSEC * 1_000_000
         self.now_ns = int(start_ns)
         self.next_check_ns = self.now_ns + self.default_timeout_ns
         self.events = []
+
+    def configure(self, *, compaction_proactiveness=None, extfrag_threshold=None, wmark_min_pages=None,
+                  wmark_low_pages=None) -> None:
+        """Set the tunables the daemon reads (``vm.compaction_proactiveness``,
+        ``vm.extfrag_threshold``, the zone's min and low watermarks); None keeps one.
+        Validated first: a bad value raises and changes nothing."""
+        cp = self.compaction_proactiveness if compaction_proactiveness is None else \
+            _int(compaction_proactiveness, "compaction_proactiveness", 0, 100)
+        lo, lw, t = _wmarks(self.wmark_min_pages if wmark_min_pages is None else wmark_min_pages,
+                            self.wmark_low_pages if wmark_low_pages is None else wmark_low_pages,
+                            self.extfrag_threshold if extfrag_threshold is None else extfrag_threshold)
+        self.compaction_proactiveness = cp
+        self.wmark_min_pages, self.wmark_low_pages, self.extfrag_threshold = lo, lw, t
+
+    # -- the daemon protocol (thpbench.kernel.clock) --------------------------------------------
+    def next_wakeup_ns(self):
+        """The time of the pending wakeup or the next proactive check (None: paused, or
+        nothing pending and proactive compaction off)."""
+        if self._paused:
+            return None
+        nxt = []
+        if self._woken:
+            nxt.append(self._wake_ns)
+        if self.compaction_proactiveness:
+            nxt.append(self.next_check_ns)
+        return min(nxt) if nxt else None
+
+    def run_until(self, t_ns) -> list:
+        """Run the daemon up to ``t_ns`` (not before its own clock); returns the new rows.
+        The kernel's ``on_work`` callback sees them (it accounts kcompactd's CPU time)."""
+        if self._paused:
+            return []
+        rows = self.run(max(int(t_ns), self.now_ns))
+        if self._on_work is not None:
+            self._on_work(rows)
+        return rows
+
+    def pause(self) -> None:
+        """Stop running (kthread_park): wakeups are remembered, nothing runs until resume()."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     # -- wakeups ----------------------------------------------------------------------------
     def _node_suitable(self):
@@ -481,6 +546,7 @@ class Kcompactd:
                "score_before": before, "score_after": fragmentation_score(self.allocator)}
         for k in COMPACT_STAT_NAMES:
             row[k] = out[k] if out else 0
+        self.passes += 1
         self.events.append(row)
         return row
 
@@ -549,7 +615,11 @@ class Kcompactd:
                 continue
             break
         self.now_ns = now_ns
-        return self.events[first:]
+        rows = self.events[first:]
+        lim = self._log_limit
+        if lim is not None and len(self.events) > lim:
+            del self.events[:len(self.events) - lim]          # keep the most recent log_limit rows
+        return rows
 
     @property
     def history(self):

@@ -50,8 +50,8 @@ Simplifications (the model is a model):
 """
 from __future__ import annotations
 
-import errno as _errno
 import math
+import numbers
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -60,25 +60,29 @@ import numpy as np
 import pandas as pd
 
 from thpbench.costs import CostModel
-from thpbench._core import (BuddyAllocator, MMCore, MM_EVENT_NAMES, SCAN_RESULT_NAMES,
-                            InvariantError)
+from thpbench._core import BuddyAllocator, MMCore, MM_EVENT_NAMES, SCAN_RESULT_NAMES, InvariantError
 from thpbench._core import (COMPACT_RESULT_NAMES, _mm_attach_compaction, _mm_set_reclaim_hook, _mm_take_hook_exc,
                             _mm_take_kswapd_wake, _mm_drain_thp_fault_log, _mm_shrink_for, _mm_check_compaction)
 from thpbench.kernel import compaction as _compaction
-from thpbench.units import (PAGE_SHIFT, PAGE_SIZE, HPAGE_PMD_ORDER, HPAGE_PMD_NR, HPAGE_PMD_SIZE, PROT_READ)
+from thpbench.kernel.clock import Clock, validate_duration_ns
+from thpbench.kernel.khugepaged import (Khugepaged, SCAN_SUCCEED, SCAN_PMD_MAPPED, SCAN_ALLOC_HUGE_PAGE_FAIL,
+                                        SCAN_EXCEED_NONE_PTE)
+from thpbench.kernel.reclaim import Reclaim
+from thpbench.units import (PAGE_SHIFT, PAGE_SIZE, HPAGE_PMD_ORDER, HPAGE_PMD_NR, HPAGE_PMD_SIZE)
 from thpbench.kernel.errors import OutOfMemory
 from thpbench.kernel.tunables import DEFRAG_MODES, ENABLED_MODES, ThpSysfs, VmSysctl
-from thpbench.kernel.process import Process, Vma
+from thpbench.kernel.process import PmdKind, Process, ProcessContext, Vma
 from thpbench._validate import as_int as _as_int
 
-SCAN_SUCCEED = SCAN_RESULT_NAMES.index("SCAN_SUCCEED")
-SCAN_PMD_MAPPED = SCAN_RESULT_NAMES.index("SCAN_PMD_MAPPED")
-SCAN_ALLOC_HUGE_PAGE_FAIL = SCAN_RESULT_NAMES.index("SCAN_ALLOC_HUGE_PAGE_FAIL")
-SCAN_EXCEED_NONE_PTE = SCAN_RESULT_NAMES.index("SCAN_EXCEED_NONE_PTE")
+__all__ = ["Kernel", "Result", "DEFAULT_LOG_LIMIT", "SCAN_RESULT_NAMES", "SCAN_SUCCEED", "SCAN_PMD_MAPPED",
+           "SCAN_ALLOC_HUGE_PAGE_FAIL", "SCAN_EXCEED_NONE_PTE"]
 
-# madvise_collapse(): results after which the remaining PMDs are still tried
-_MADV_COLLAPSE_CONTINUE = {SCAN_RESULT_NAMES.index(n) for n in
-                           ("SCAN_PMD_NULL", "SCAN_PAGE_RO", "SCAN_LACK_REFERENCED_PAGE")}
+#: entries each log keeps by default (events, THP fault latencies, samples, kcompactd's rows)
+DEFAULT_LOG_LIMIT = 100_000
+#: PID_MAX_DEFAULT (include/linux/threads.h): the most processes a Kernel may hold
+PID_MAX_DEFAULT = 32768
+#: the most samples one advance(ns, sample_every_ns) may record
+MAX_SAMPLES_PER_ADVANCE = 1_000_000
 
 
 def _charge(costs: CostModel, d: dict) -> float:
@@ -103,12 +107,135 @@ def _charge_khugepaged(costs: CostModel, d: dict) -> float:
     return (d.get("x_ptes_scanned", 0) * costs.scan_pte_ns + d.get("x_collapse_copied", 0) * costs.copy_page_ns
             + d.get("pswpin", 0) * costs.swap_in_page_ns + _charge_direct_compaction(costs, d))
 
+class _KhugepagedOps:
+    """khugepaged's narrow view of its kernel (khugepaged.KhugepagedContext)."""
+
+    __slots__ = ("_k", "core")
+
+    def __init__(self, k: "Kernel"):
+        self._k = k
+        self.core = k.core
+
+    def now_ns(self):
+        return self._k.now_ns
+
+    def thp(self) -> dict:
+        return self._k.sysfs.values()
+
+    def vmas(self, pid) -> list:
+        return self._k.processes[pid].vmas
+
+    def pass_done(self) -> None:
+        self._k._after_op(khugepaged=True)
+        self._k.sample()
+
+
+class _ReclaimOps:
+    """Reclaim's narrow view of its kernel (reclaim.ReclaimContext)."""
+
+    __slots__ = ("_k", "core", "buddy")
+
+    def __init__(self, k: "Kernel"):
+        self._k = k
+        self.core = k.core
+        self.buddy = k.buddy
+
+    @property
+    def costs(self):
+        return self._k.costs
+
+    def now_ns(self):
+        return self._k.now_ns
+
+    def watermarks(self) -> dict:
+        return self._k.watermarks
+
+    def zone_balanced(self, order) -> bool:
+        return self._k._zone_balanced(order)
+
+    def charge_ns(self, ns) -> None:
+        self._k._charge_ns(ns)
+
+    def settle(self) -> None:
+        self._k._after_op_settle()
+
+    def after_op(self) -> None:
+        self._k._after_op()
+
+    def discard_charges(self) -> None:
+        self._k._discard_charges()
+
+    def kswapd_sleeping(self, order) -> None:
+        self._k._kswapd_try_to_sleep(order)
+
+
+class _ProcessOps:
+    """A process's narrow view of its kernel (process.ProcessContext)."""
+
+    __slots__ = ("_k", "core")
+
+    def __init__(self, k: "Kernel"):
+        self._k = k
+        self.core = k.core
+
+    @property
+    def virtual_bytes(self) -> int:
+        return self._k.virtual_bytes
+
+    def owns(self, pid, proc) -> bool:
+        return self._k.processes.get(pid) is proc
+
+    def after_op(self) -> None:
+        self._k._after_op()
+
+    def khugepaged_enter(self, pid, vmas) -> None:
+        self._k.khugepaged.enter(pid, vmas)
+
+    def madvise_collapse(self, pid, vmas, start, end) -> int:
+        return self._k.khugepaged.madvise_collapse(pid, vmas, start, end)
+
+    def new_process(self, family) -> Process:
+        return self._k._new_process(family)
+
+    def forked(self, parent_pid, child_pid) -> None:
+        self._k.khugepaged.fork(parent_pid, child_pid)
+
+    def release(self, pid) -> None:
+        self._k._release(pid)
+
+    def retry_after_reclaim(self) -> bool:
+        return self._k._retry_after_reclaim()
+
+
+class _Sampler:
+    """advance()'s regular samples, as a daemon on the clock for that one run."""
+
+    name = "sampler"
+    clock_priority = 1
+
+    def __init__(self, kernel: "Kernel", first_ns, every_ns, last_ns):
+        self._k, self._next, self._every, self._last = kernel, first_ns, every_ns, last_ns
+
+    def next_wakeup_ns(self):
+        return self._next if self._next <= self._last else None
+
+    def run_until(self, t_ns) -> None:
+        self._k.sample()
+        self._next += self._every
+
+
+def _bool(value, what):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 class Kernel:
     """A simulated Linux kernel: one zone, THP, khugepaged, processes (see module doc).
 
     Parameters
     ----------
-    mem_bytes : physical memory (default 1 GiB), in 4 KiB frames.
+    mem_bytes : physical memory (default 1 GiB), in 4 KiB frames (at least 32 MiB).
     swap_bytes : swap space (default: half of memory).
     virtual_bytes : the size of each process's virtual window (default 128 GiB).
     thp : dict of sysfs overrides, e.g. ``{"enabled": "always", "khugepaged/max_ptes_none": 64}``.
@@ -116,16 +243,37 @@ class Kernel:
         calibration of data/calibration/ (measured by benchmarks/calibrate.py), else
         the published figures.
     min_free_kbytes : default as the kernel computes it (then raised by khugepaged's
-        set_recommended_min_free_kbytes while THP is enabled).
+        set_recommended_min_free_kbytes while THP is enabled); at most half of memory.
+    max_processes : how many processes may exist at once (1..32768, PID_MAX_DEFAULT).
+    max_order : the buddy allocator's MAX_PAGE_ORDER (default 10); at least
+        HPAGE_PMD_ORDER (9), or no THP could ever be allocated.
+    pageblock_order : default 9 (HPAGE_PMD_ORDER, as on x86-64); at most max_order.
+    grouping : grouping pages by mobility (default True).
     vm : dict of ``/proc/sys/vm`` overrides (:class:`VmSysctl`), e.g.
         ``{"compaction_proactiveness": 0, "extfrag_threshold": 500}``.
     compaction : CONFIG_COMPACTION (default True): direct compaction in the allocator's
         slow path, kcompactd (woken where kswapd would wake it, and proactive every
         500 ms of the clock) and :meth:`compact_memory`.  False: none of them, as a
         kernel built without it (the 2010 baseline of Gorman's series).
-    lru_reclaim : attach LRU reclaim, kswapd, the page cache and slab caches
-        (thpbench.kernel.reclaim; default True).  False gives the model where the deferred-split
-        shrinker is the only reclaim.
+    lru_reclaim : LRU reclaim, kswapd, the page cache and slab caches
+        (:mod:`thpbench.kernel.reclaim`; default True).  False gives the model where the
+        deferred-split shrinker is the only reclaim: ``reclaim`` still exists, and its
+        entry points (:meth:`shrink_node`, :meth:`shrink_all_memory`,
+        :meth:`drop_caches`, ``page_cache``, ``slab``) raise ValueError.
+    log_limit : how many entries each log keeps, the most recent ones (the event log,
+        :meth:`thp_fault_latencies`, the samples of :meth:`result`, kcompactd's rows);
+        default 100,000; None keeps everything (a long run grows without bound); 0 keeps
+        nothing.
+    clock : a :class:`~thpbench.kernel.clock.Clock` to run on (shared with other
+        kernels, e.g. a host and its guests); default a clock of its own.
+
+    Subsystems (each built here, each with a narrow context of what it may read and
+    call): ``khugepaged`` (:mod:`thpbench.kernel.khugepaged`), ``kcompactd`` and the
+    zone's ``compaction_state`` (:mod:`thpbench.kernel.compaction`), ``reclaim`` with
+    ``kswapd``, ``page_cache`` and ``slab`` (:mod:`thpbench.kernel.reclaim`).  The
+    three daemons share one protocol, ``next_wakeup_ns()`` and ``run_until(t_ns)``,
+    and run on :attr:`clock` (:meth:`advance`); :meth:`daemons` lists them,
+    ``pause()``/``resume()`` park one.
 
     Compaction (``mm/compaction.c`` via :mod:`thpbench.kernel.compaction`, the kernel's mover
     in ``_mm_compaction.pxi``): anonymous folios migrate with every mapping rewritten
@@ -145,7 +293,8 @@ class Kernel:
     def __init__(self, mem_bytes=1 << 30, *, swap_bytes=None, virtual_bytes=128 << 30, thp=None,
                  costs: CostModel | None = None, min_free_kbytes=None, max_processes=256,
                  max_order=10, pageblock_order=9, grouping=True, vm=None, compaction=True,
-                 lru_reclaim=True):
+                 lru_reclaim=True, log_limit=DEFAULT_LOG_LIMIT, clock: Clock | None = None):
+        # -- every setting is checked before anything is built (mm_init / setup_arch order)
         mem_bytes = _as_int(mem_bytes, "mem_bytes")
         virtual_bytes = _as_int(virtual_bytes, "virtual_bytes")
         if mem_bytes < 16 * HPAGE_PMD_SIZE:
@@ -155,61 +304,135 @@ class Kernel:
         swap_bytes = mem_bytes // 2 if swap_bytes is None else _as_int(swap_bytes, "swap_bytes")
         if swap_bytes < 0:
             raise ValueError(f"swap_bytes {swap_bytes} must be >= 0")
+        max_processes = _as_int(max_processes, "max_processes")
+        if not 1 <= max_processes <= PID_MAX_DEFAULT:
+            raise ValueError(f"max_processes {max_processes} out of range 1..{PID_MAX_DEFAULT} (PID_MAX_DEFAULT)")
+        max_order = _as_int(max_order, "max_order")
+        pageblock_order = _as_int(pageblock_order, "pageblock_order")
+        if max_order < HPAGE_PMD_ORDER:
+            raise ValueError(f"max_order {max_order} is below HPAGE_PMD_ORDER ({HPAGE_PMD_ORDER}): the buddy "
+                             f"allocator could never hand out a 2 MiB THP (allowed: {HPAGE_PMD_ORDER}..10)")
+        if max_order > 10:
+            raise ValueError(f"max_order {max_order} out of range {HPAGE_PMD_ORDER}..10 (MAX_PAGE_ORDER on x86-64)")
+        if not 0 <= pageblock_order <= max_order:
+            raise ValueError(f"pageblock_order {pageblock_order} out of range 0..max_order ({max_order})")
+        grouping = _bool(grouping, "grouping")
+        compaction = _bool(compaction, "compaction")
+        lru_reclaim = _bool(lru_reclaim, "lru_reclaim")
+        if costs is not None and not isinstance(costs, CostModel):
+            raise TypeError(f"costs must be a CostModel, got {type(costs).__name__}")
+        if min_free_kbytes is not None:
+            min_free_kbytes = _as_int(min_free_kbytes, "min_free_kbytes")
+            if not 0 <= min_free_kbytes <= mem_bytes // 1024 // 2:
+                raise ValueError(f"min_free_kbytes {min_free_kbytes} out of range 0..{mem_bytes // 1024 // 2} "
+                                 "(half of memory, in kB)")
+        for name, d in (("thp", thp), ("vm", vm)):
+            if d is not None and not isinstance(d, dict):
+                raise TypeError(f"{name} must be a dict of overrides, got {type(d).__name__} {d!r}")
+        if log_limit is not None:
+            log_limit = _as_int(log_limit, "log_limit")
+            if log_limit < 0:
+                raise ValueError(f"log_limit {log_limit} must be >= 0 (or None: unbounded)")
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a thpbench.kernel.clock.Clock, got {type(clock).__name__}")
+
         self.nr_pages = mem_bytes // PAGE_SIZE
         self.virtual_bytes = virtual_bytes
         self.buddy = BuddyAllocator(self.nr_pages, max_order=max_order, pageblock_order=pageblock_order,
                                     grouping=grouping)
-        self.max_processes = _as_int(max_processes, "max_processes")
+        self.max_processes = max_processes
         self.core = MMCore(self.buddy, self.max_processes, virtual_bytes // HPAGE_PMD_SIZE, swap_bytes // PAGE_SIZE)
         self.swap_pages = swap_bytes // PAGE_SIZE
         self.costs = CostModel.default() if costs is None else costs
         self._min_free_kbytes_user = min_free_kbytes
-        self.now_ns = 0
+        self.clock = Clock() if clock is None else clock
+        self._now_ns = self.clock.now_ns
+        self.log_limit = log_limit
         self.khugepaged_cpu_ns = 0.0
-        self.pages_collapsed = 0
-        self.full_scans = 0
         self.processes: dict[int, Process] = {}
         self._free_pids = list(range(self.max_processes - 1, -1, -1))
         self._next_family = 0
-        # khugepaged state (mm/khugepaged.c: khugepaged_scan, mm_slot list)
-        self._mm_slots: deque[int] = deque()
-        self._scan_slot: int | None = None
-        self._scan_address = 0
-        self._khugepaged_next_ns: float | None = None
-        self._last_result = None
-        self._pass_pages_left = None
+        self._process_ops = _ProcessOps(self)
+        self.khugepaged = Khugepaged(_KhugepagedOps(self))
         self.tlb_flush_hooks: list[Callable[[int, int, int, str], None]] = []
-        self._events: list[tuple] = []
-        self._samples: list[dict] = []
+        self._events: deque = deque(maxlen=log_limit)
+        self._samples: deque = deque(maxlen=log_limit)
+        self._thp_faults: deque = deque()
+        self._thp_fault_rows = 0
         self._last_stats = self.core.stats()
+        self._in_daemons = False
         # -- compaction (mm/compaction.c): the zone's state, kcompactd, direct compaction
-        if not isinstance(compaction, bool):
-            raise TypeError(f"compaction must be a bool, got {type(compaction).__name__}")
         self.compaction = compaction
         self.compaction_state = _compaction.CompactionState(self.buddy)
-        self.kcompactd = _compaction.Kcompactd(self.buddy, state=self.compaction_state, book=self.core)
+        self.kcompactd = _compaction.Kcompactd(self.buddy, state=self.compaction_state, book=self.core,
+                                               start_ns=self._now_ns, on_work=self._kcompactd_worked,
+                                               log_limit=log_limit)
         self.kcompactd_cpu_ns = 0.0
-        self._thp_faults: list[np.ndarray] = []
         _mm_set_reclaim_hook(self.core, self._direct_reclaim)
         self.vm_sysctl = VmSysctl(self, vm)
-
-        self.reclaim = None
         self._in_reclaim = False
         self.sysfs = ThpSysfs(self, thp)
+        # reclaim, kswapd, the page cache and slab caches (thpbench.kernel.reclaim); with
+        # lru_reclaim=False the deferred-split shrinker is the only reclaim
+        self.reclaim = Reclaim(_ReclaimOps(self), enabled=lru_reclaim)
         self._apply_policy()
-        # reclaim, kswapd, the page cache and slab caches (thpbench/reclaim.py)
-        # (lru_reclaim=False: the pre-reclaim model, where the deferred-split shrinker is
-        # the only reclaim; no page cache, no kswapd)
-        if lru_reclaim:
-            from thpbench.kernel.reclaim import attach
-            attach(self)
-            # kswapd_try_to_sleep(): after balancing, kswapd resets compaction's skip bits
-            # and wakes kcompactd (wakeup_kcompactd) for the order it was woken for
-            self.kswapd.after_balance_hooks.append(self._kswapd_try_to_sleep)
+        self.clock.attach(self)
 
     def __repr__(self):
         return (f"Kernel(mem={self.nr_pages * 4 // 1024} MiB, free={self.buddy.nr_free_pages} pages, "
                 f"processes={len(self.processes)}, now_ns={self.now_ns})")
+
+    # -- subsystems -----------------------------------------------------------------
+    @property
+    def kswapd(self):
+        """kswapd0 (:class:`thpbench.kernel.reclaim.Kswapd`)."""
+        return self.reclaim.kswapd
+
+    @property
+    def page_cache(self):
+        """The page cache (:class:`thpbench.kernel.reclaim.PageCache`)."""
+        return self.reclaim.page_cache
+
+    @property
+    def slab(self):
+        """The slab caches (:class:`thpbench.kernel.reclaim.SlabCaches`)."""
+        return self.reclaim.slab
+
+    @property
+    def lru_reclaim(self) -> bool:
+        """Was this kernel built with LRU reclaim (kswapd, page cache, slab caches)?"""
+        return self.reclaim.enabled
+
+    @property
+    def pages_collapsed(self) -> int:
+        return self.khugepaged.pages_collapsed
+
+    @property
+    def full_scans(self) -> int:
+        return self.khugepaged.full_scans
+
+    def daemons(self) -> list:
+        """The kernel threads on the clock: khugepaged, kcompactd (with compaction) and
+        kswapd (with LRU reclaim); each has ``next_wakeup_ns()``, ``run_until(t_ns)``,
+        ``pause()``, ``resume()`` and ``passes``."""
+        out = [self.khugepaged]
+        if self.compaction:
+            out.append(self.kcompactd)
+        if self.reclaim.enabled:
+            out.append(self.kswapd)
+        return out
+
+    # -- time ---------------------------------------------------------------------------
+    @property
+    def now_ns(self):
+        """This kernel's time: the later of its clock and what its foreground
+        operations have cost (each operation's time is charged here)."""
+        c = self.clock.now_ns
+        return self._now_ns if self._now_ns > c else c
+
+    def _charge_ns(self, ns) -> None:
+        """The faulting task's time: ``ns`` more on this kernel's clock."""
+        self._now_ns = self.now_ns + ns
 
     # -- configuration ------------------------------------------------------------
     @property
@@ -270,26 +493,27 @@ class Kernel:
     def _apply_policy(self):
         v = self.sysfs.values()
         # start_stop_khugepaged(): re-enabling THP wakes khugepaged if it has mms to scan
-        if (v["enabled"] != "never" and self._mm_slots and self._khugepaged_next_ns is None
-                and getattr(self, "processes", None) is not None):
-            self._khugepaged_next_ns = self.now_ns
+        self.khugepaged.policy_changed()
         self.core.set_policy(ENABLED_MODES.index(v["enabled"]), DEFRAG_MODES.index(v["defrag"]),
                              v["use_zero_page"], v["shrink_underused"], v["khugepaged/max_ptes_none"],
                              v["khugepaged/max_ptes_swap"], v["khugepaged/max_ptes_shared"],
                              v["khugepaged/defrag"], self.watermarks["min"])
         self._apply_compaction_policy()
-        if getattr(self, "reclaim", None) is not None:
-            self.reclaim.apply_policy()          # reclaim: watermarks follow min_free_kbytes
+        self.reclaim.apply_policy()          # reclaim: watermarks follow min_free_kbytes
+
+    def apply_policy(self) -> None:
+        """Push the sysfs and sysctl settings to the subsystems (the tunables call it
+        after every write)."""
+        self._apply_policy()
 
     # -- compaction: policy, kswapd/reclaim hooks, kcompactd -------------------------------
     def _apply_compaction_policy(self):
         vm = self.vm_sysctl.values()
         wm = self.watermarks
         _mm_attach_compaction(self.core, self.compaction_state, self.compaction, vm["extfrag_threshold"], wm["low"])
-        kc = self.kcompactd
-        kc.compaction_proactiveness = vm["compaction_proactiveness"] if self.compaction else 0
-        kc.extfrag_threshold = vm["extfrag_threshold"]
-        kc.wmark_min_pages, kc.wmark_low_pages = wm["min"], wm["low"]
+        self.kcompactd.configure(compaction_proactiveness=vm["compaction_proactiveness"] if self.compaction else 0,
+                                 extfrag_threshold=vm["extfrag_threshold"], wmark_min_pages=wm["min"],
+                                 wmark_low_pages=wm["low"])
 
     def _wake_kswapd(self, order) -> None:
         """wakeup_kswapd(order) from the allocator slow path (any allocation that misses
@@ -297,12 +521,12 @@ class Kernel:
         (:meth:`_zone_balanced`), kswapd reclaims (``balance_pgdat``, thpbench.kernel.reclaim;
         for a costly order compact_gap beyond the high watermark) and then, going to
         sleep, wakes kcompactd; on a balanced zone it only hands the order to kcompactd."""
-        if self.reclaim is not None and not self._zone_balanced(order):
+        if self.reclaim.enabled and not self._zone_balanced(order):
             if self._in_reclaim:               # kswapd (or direct reclaim) is running already
                 return
             self._in_reclaim = True
             try:
-                self.kswapd.wakeup(order)      # its after-balance hook: _kswapd_try_to_sleep
+                self.kswapd.wakeup(order)      # then, going to sleep: _kswapd_try_to_sleep
             finally:
                 self._in_reclaim = False
         else:
@@ -315,7 +539,7 @@ class Kernel:
             return False
         return order == 0 or bool(self.buddy.buddyinfo()[order:].sum())
 
-    def _kswapd_try_to_sleep(self, order, reclaimed=0) -> None:
+    def _kswapd_try_to_sleep(self, order) -> None:
         """What kswapd does when it goes to sleep (``kswapd_try_to_sleep`` in
         ``mm/vmscan.c``): clear compaction's pageblock skip bits if a compaction's
         scanners met since (``reset_isolation_suitable``) and wake kcompactd for ``order``."""
@@ -346,7 +570,7 @@ class Kernel:
         faulting page of a CoW fault is held by the core across this call (the kernel
         holds a reference): reclaim must not unmap or free pages it cannot see are busy."""
         freed = _mm_shrink_for(self.core, order)
-        if self.reclaim is not None and order > 3 and not self._in_reclaim:
+        if self.reclaim.enabled and order > 3 and not self._in_reclaim:
             # THP allocations do not hold a page across the allocation (collapse re-reads
             # its PTEs after allocating), so LRU reclaim may run here
             self._in_reclaim = True
@@ -356,22 +580,12 @@ class Kernel:
                 self._in_reclaim = False
         return freed
 
-    def _run_kcompactd(self, t) -> None:
-        """Let kcompactd run up to time t (its wakeups and proactive checks); its CPU
-        time (compaction_cost_ns of each piece of work) goes to kcompactd_cpu_ns."""
-        t = max(int(t), self.kcompactd.now_ns)
-        for row in self.kcompactd.run(t):
+    def _kcompactd_worked(self, rows) -> None:
+        """kcompactd's on_work: its CPU time (compaction_cost_ns of each piece of work)
+        goes to kcompactd_cpu_ns; then the core's events are drained."""
+        for row in rows:
             self.kcompactd_cpu_ns += _compaction.compaction_cost_ns(row, self.costs)
         self._after_op(kcompactd=True)
-
-    def _kcompactd_next_ns(self):
-        kc = self.kcompactd
-        nxt = []
-        if kc._woken:
-            nxt.append(kc._wake_ns)
-        if kc.compaction_proactiveness:
-            nxt.append(kc.next_check_ns)
-        return min(nxt) if nxt else None
 
     def compact_memory(self) -> dict:
         """``echo 1 > /proc/sys/vm/compact_memory``: sync compaction of the whole zone by
@@ -384,7 +598,7 @@ class Kernel:
                                        whole_zone=True, ignore_skip_hint=True, wmark_min_pages=wm["min"],
                                        wmark_low_pages=wm["low"],
                                        extfrag_threshold=self.vm_sysctl.values()["extfrag_threshold"])
-        self.now_ns += _compaction.compaction_cost_ns(out, self.costs)
+        self._charge_ns(_compaction.compaction_cost_ns(out, self.costs))
         self._after_op()
         return out
 
@@ -395,12 +609,17 @@ class Kernel:
         compact_result (the last one's, or None), pages_scanned, pages_migrated,
         pages_failed, and latency_ns = the fault (fault_2m_ns, or fault_4k_ns for the
         fallback page) + the direct compaction stall (compaction_cost_ns's terms).
-        Direct reclaim's own time is charged to the clock but not included here."""
+        Direct reclaim's own time is charged to the clock but not included here.
+        Only the most recent ``log_limit`` rows are kept."""
         cols = ["t_ns", "pid", "address", "thp", "compact_stall", "compact_result", "pages_scanned",
                 "pages_migrated", "pages_failed", "latency_ns"]
         if not self._thp_faults:
             return pd.DataFrame(columns=cols)
-        a = np.concatenate(self._thp_faults)
+        a = np.concatenate(list(self._thp_faults))
+        if self.log_limit is not None:
+            a = a[len(a) - min(len(a), self.log_limit):]
+        if not len(a):
+            return pd.DataFrame(columns=cols)
         c = self.costs
         ok = a[:, 3].astype(bool)
         stall = (a[:, 5] * c.scan_pfn_ns + a[:, 6] * (c.copy_page_ns + c.migrate_overhead_ns)
@@ -411,6 +630,21 @@ class Kernel:
                            "pages_scanned": a[:, 5], "pages_migrated": a[:, 6], "pages_failed": a[:, 7]})
         df["latency_ns"] = np.where(ok, c.fault_2m_ns, c.fault_4k_ns) + stall
         return df[cols]
+
+    def clear_thp_fault_latencies(self) -> None:
+        """Forget the THP fault rows recorded so far."""
+        self._thp_faults.clear()
+        self._thp_fault_rows = 0
+
+    def _log_thp_faults(self, fl) -> None:
+        if self.log_limit == 0:
+            return
+        self._thp_faults.append(np.column_stack([np.full(len(fl), int(self.now_ns), np.int64), fl]))
+        self._thp_fault_rows += len(fl)
+        if self.log_limit is not None:
+            # drop whole old chunks while the rest still holds log_limit rows
+            while self._thp_faults and self._thp_fault_rows - len(self._thp_faults[0]) >= self.log_limit:
+                self._thp_fault_rows -= len(self._thp_faults.popleft())
 
     # -- processes ------------------------------------------------------------------
     def spawn(self) -> Process:
@@ -424,52 +658,51 @@ class Kernel:
             raise RuntimeError(f"too many processes (max_processes={self.max_processes})")
         pid = self._free_pids.pop()
         self.core.mm_create(pid, family)
-        p = Process(self, pid, family)
+        p = Process(self, pid, family, self._process_ops)
         self.core.set_vmas(pid, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32))
         self.processes[pid] = p
         return p
 
-    def _fork(self, parent: Process) -> Process:
-        child = self._new_process(parent.family)
-        child.vmas = [Vma(v.start, v.end, v.prot, v.hugepage) for v in parent.vmas]
-        child._push_vmas()
-        ok = self.core.fork(parent.pid, child.pid)
-        if not ok:
-            self._exit(child)
-            self._after_op()
-            raise OutOfMemory(parent.pid, 0)
-        if parent.pid in self._mm_slots:
-            self._mm_slots.append(child.pid)           # khugepaged_fork()
+    def _release(self, pid):
+        """exit_mmap() and the pid's release (Process.exit has cleared the handle)."""
+        self.core.mm_destroy(pid)
+        del self.processes[pid]
+        self.khugepaged.exit(pid)
+        self._free_pids.append(pid)
         self._after_op()
-        return child
 
-    def _exit(self, p: Process):
-        self.core.mm_destroy(p.pid)
-        p.alive = False
-        p.vmas = []
-        del self.processes[p.pid]
-        if p.pid in self._mm_slots:
-            if self._scan_slot == p.pid:
-                self._advance_slot()
-            self._mm_slots.remove(p.pid)
-        self._free_pids.append(p.pid)
-        self._after_op()
+    def process(self, pid) -> Process:
+        """The live process with this pid (ValueError if there is none)."""
+        p = self.processes.get(_as_int(pid, "pid"))
+        if p is None:
+            raise ValueError(f"no process with pid {pid}; live pids: {sorted(self.processes)}")
+        return p
 
     # -- events, clock ------------------------------------------------------------------
     def _after_op(self, khugepaged=False, kcompactd=False):
         """Charge the time of what the core just did, drain its event log into the
-        TLB hooks, act on kswapd wakeups, and let khugepaged and kcompactd run if the
-        clock passed their wake-up times."""
+        TLB hooks, act on kswapd wakeups, and let the daemons run if the clock passed
+        their wake-up times."""
+        daemon = khugepaged or kcompactd
+        guard = self._in_daemons
+        if daemon:
+            self._in_daemons = True           # no daemon runs from inside another's work
+        try:
+            self._after_op_body(khugepaged, kcompactd)
+        finally:
+            self._in_daemons = guard
+
+    def _after_op_body(self, khugepaged, kcompactd):
         st = self.core.stats()
         d = {k: st[k] - self._last_stats[k] for k in st}
         self._last_stats = st
         if khugepaged:
             self.khugepaged_cpu_ns += _charge_khugepaged(self.costs, d)
         elif not kcompactd:         # kcompactd's time is charged from its own rows
-            self.now_ns += _charge(self.costs, d)
+            self._charge_ns(_charge(self.costs, d))
         fl = _mm_drain_thp_fault_log(self.core)
         if len(fl):
-            self._thp_faults.append(np.column_stack([np.full(len(fl), int(self.now_ns), np.int64), fl]))
+            self._log_thp_faults(fl)
         exc = _mm_take_hook_exc(self.core)
         wake = _mm_take_kswapd_wake(self.core)
         if wake >= 0:
@@ -477,21 +710,25 @@ class Kernel:
         ev = self.core.drain_events()
         if len(ev):
             t = self.now_ns
+            log = self.log_limit != 0
             for kind, mmid, vpn, nr in ev.tolist():
-                self._events.append((t, MM_EVENT_NAMES[kind], mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT))
+                if log:
+                    self._events.append((t, MM_EVENT_NAMES[kind], mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT))
                 # every event, a THP fault too (it installs a PMD: nothing to flush, but a
                 # TLB model must see the new mapping)
                 for hook in self.tlb_flush_hooks:
                     hook(mmid, vpn << PAGE_SHIFT, nr << PAGE_SHIFT, MM_EVENT_NAMES[kind])
         if exc is not None:
             raise exc
-        if not khugepaged and not kcompactd:
-            self._maybe_run_khugepaged()
-            nxt = self._kcompactd_next_ns()
-            if nxt is not None and nxt <= self.now_ns:
-                self._run_kcompactd(self.now_ns)
+        if not khugepaged and not kcompactd and not self._in_daemons:
+            # the foreground's time passed daemons' wake-ups: they run now (at this time)
+            self._in_daemons = True
+            try:
+                Clock.run_due(self.daemons(), self.now_ns)
+            finally:
+                self._in_daemons = False
 
-        if self.reclaim is not None and not self._in_reclaim:
+        if self.reclaim.enabled and not self._in_reclaim:
             # reclaim: an allocation below the low watermark woke kswapd (or the flusher)
             self._in_reclaim = True
             try:
@@ -507,10 +744,14 @@ class Kernel:
         finally:
             self._in_reclaim = guard
 
+    def _discard_charges(self):
+        """Work done since the last settle is not the faulting task's (kswapd's)."""
+        self._last_stats = self.core.stats()
+
     def _retry_after_reclaim(self) -> bool:
         """reclaim: after a fault failed for memory, run direct reclaim if the core asked
         for it; True = retry the fault, False = a real OOM (counted as oom_kill)."""
-        if self.reclaim is None:
+        if not self.reclaim.enabled:
             return False
         need = self.reclaim.consume_need()
         if need and self.reclaim.direct_reclaim():
@@ -519,212 +760,70 @@ class Kernel:
             self.core.count_oom()
         return False
 
-    # -- reclaim (thpbench/reclaim.py) -------------------------------------------------
+    # -- reclaim (thpbench.kernel.reclaim) -------------------------------------------------
     def shrink_node(self, nr_to_reclaim, *, may_swap=True, may_writepage=True, order=0) -> int:
         """Reclaim nr_to_reclaim pages (mm/vmscan.c shrink_node / do_try_to_free_pages);
-        returns pages reclaimed.  See thpbench.kernel.reclaim."""
-        from thpbench.kernel.reclaim import shrink_node
-        return shrink_node(self, nr_to_reclaim, may_swap=may_swap, may_writepage=may_writepage, order=order)
+        returns pages reclaimed.  ValueError with ``lru_reclaim=False``.
+        See :meth:`thpbench.kernel.reclaim.Reclaim.shrink_node`."""
+        return self.reclaim.shrink_node(nr_to_reclaim, may_swap=may_swap, may_writepage=may_writepage, order=order)
 
     def shrink_all_memory(self, nr_pages) -> int:
-        """The hibernation path (mm/vmscan.c shrink_all_memory); returns pages freed."""
-        from thpbench.kernel.reclaim import shrink_all_memory
-        return shrink_all_memory(self, nr_pages)
+        """The hibernation path (mm/vmscan.c shrink_all_memory); returns pages freed.
+        ValueError with ``lru_reclaim=False``."""
+        return self.reclaim.shrink_all_memory(nr_pages)
 
     def drop_caches(self, mode) -> dict:
-        """echo mode > /proc/sys/vm/drop_caches (1, 2 or 3)."""
-        from thpbench.kernel.reclaim import drop_caches
-        return drop_caches(self, mode)
+        """echo mode > /proc/sys/vm/drop_caches (1, 2 or 3).  ValueError with
+        ``lru_reclaim=False``."""
+        return self.reclaim.drop_caches(mode)
 
     def events(self) -> pd.DataFrame:
         """The mm event log: t_ns, kind (collapse, split_pmd, zap, mprotect, migrate, cow,
-        swapout, thp_fault), pid, start, nbytes."""
-        return pd.DataFrame(self._events, columns=["t_ns", "kind", "pid", "start", "nbytes"])
+        swapout, thp_fault), pid, start, nbytes.  Only the most recent ``log_limit``
+        events are kept (the TLB hooks see every one)."""
+        return pd.DataFrame(list(self._events), columns=["t_ns", "kind", "pid", "start", "nbytes"])
 
     def advance(self, ns, sample_every_ns=None) -> None:
-        """Let ``ns`` nanoseconds of simulated time pass; khugepaged runs at its wake-up
-        times meanwhile (each pass records a sample).  With ``sample_every_ns`` the
-        counters are also sampled at that interval, for a Result with a regular grid."""
-        if ns < 0:
-            raise ValueError(f"cannot advance time by {ns} ns")
-        if sample_every_ns is not None and sample_every_ns <= 0:
-            raise ValueError(f"sample_every_ns must be > 0, got {sample_every_ns}")
-        target = self.now_ns + ns
-        next_sample = None if sample_every_ns is None else self.now_ns + sample_every_ns
-        while True:
-            kh = self._khugepaged_next_ns if (self._khugepaged_next_ns is not None
-                                               and self._khugepaged_next_ns <= target) else None
-            sm = next_sample if (next_sample is not None and next_sample <= target) else None
-            kc = self._kcompactd_next_ns()
-            kc = kc if (kc is not None and kc <= target) else None
-            if kh is None and sm is None and kc is None:
-                break
-            if kc is not None and (kh is None or kc < kh) and (sm is None or kc < sm):
-                # kcompactd (a wakeup or a proactive check) comes first
-                self.now_ns = max(self.now_ns, kc)
-                self._run_kcompactd(kc)
-            elif sm is not None and (kh is None or sm < kh):
-                self.now_ns = max(self.now_ns, sm)
-                self.sample()
-                next_sample += sample_every_ns
-            else:
-                self.now_ns = max(self.now_ns, kh)
-                self._khugepaged_wake()
-        self.now_ns = target
+        """Let ``ns`` nanoseconds of simulated time pass on :attr:`clock`: every daemon
+        (khugepaged, kcompactd, kswapd's naps; of every kernel on the clock) runs at its
+        wake-up times meanwhile, each khugepaged pass recording a sample.  With
+        ``sample_every_ns`` the counters are also sampled at that interval, for a Result
+        with a regular grid (at most 1,000,000 samples per call).
 
-    def _maybe_run_khugepaged(self):
-        # not from inside a khugepaged pass (kswapd, woken by the pass's own allocation,
-        # settles the clock through _after_op before the pass has set its next wake-up)
-        if getattr(self, "_in_khugepaged", False):
-            return
-        self._in_khugepaged = True
-        try:
-            while self._khugepaged_next_ns is not None and self._khugepaged_next_ns <= self.now_ns:
-                self._khugepaged_wake()
-        finally:
-            self._in_khugepaged = False
-
-    # -- khugepaged -----------------------------------------------------------------------
-    def _vma_khugepaged_ok(self, v: Vma) -> bool:
-        # thp_vma_allowable_order(..., TVA_KHUGEPAGED, PMD_ORDER)
-        en = self.sysfs.values()["enabled"]
-        if v.hugepage < 0 or not (v.prot & PROT_READ):
-            return False
-        return en == "always" or (en == "madvise" and v.hugepage > 0)
-
-    def _khugepaged_enter(self, p: Process):
-        # khugepaged_enter_vma(): register the mm on its first eligible VMA
-        if p.pid in self._mm_slots or self.sysfs.values()["enabled"] == "never":
-            return
-        if any(self._vma_khugepaged_ok(v) and (-(-v.start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE + HPAGE_PMD_SIZE
-                                                <= v.end) for v in p.vmas):
-            self._mm_slots.append(p.pid)
-            if self._khugepaged_next_ns is None:
-                self._khugepaged_next_ns = self.now_ns        # wake_up_interruptible(&khugepaged_wait)
-
-    def _advance_slot(self):
-        i = self._mm_slots.index(self._scan_slot)
-        if i + 1 < len(self._mm_slots):
-            self._scan_slot = self._mm_slots[i + 1]
-        else:
-            self._scan_slot = None
-            self.full_scans += 1
-        self._scan_address = 0
-
-    def _khugepaged_wake(self):
-        """One khugepaged_do_scan() pass (or the rest of one after its alloc sleep),
-        then the sleep."""
-        v = self.sysfs.values()
-        start_ns = self.now_ns
-        if self._pass_pages_left is None:
-            pages, wait = v["khugepaged/pages_to_scan"], True
-        else:
-            pages, wait = self._pass_pages_left, False
-        status, progress = self._khugepaged_do_scan(pages, wait)
-        self._after_op(khugepaged=True)
-        self.sample()
-        if status == "alloc_sleep":
-            # the first SCAN_ALLOC_HUGE_PAGE_FAIL of a pass: khugepaged_alloc_sleep(),
-            # then the same pass goes on (a second failure ends it)
-            self._pass_pages_left = max(pages - progress, 1)
-            self._khugepaged_next_ns = start_ns + v["khugepaged/alloc_sleep_millisecs"] * 1_000_000
-            return
-        self._pass_pages_left = None
-        if not self._mm_slots or v["enabled"] == "never":
-            self._khugepaged_next_ns = None                      # wait for work
-        else:
-            self._khugepaged_next_ns = start_ns + max(v["khugepaged/scan_sleep_millisecs"] * 1_000_000, 1)
-
-    def _khugepaged_do_scan(self, pages, wait):
-        # khugepaged_do_scan(): returns ("done" | "alloc_sleep", progress)
-        progress = 0
-        pass_through_head = 0
-        while True:
-            if self._scan_slot is None:
-                pass_through_head += 1
-            if self._mm_slots and pass_through_head < 2 and self.sysfs.values()["enabled"] != "never":
-                progress += self._khugepaged_scan_mm_slot(pages - progress)
-            else:
-                progress = pages
-            if progress >= pages:
-                return "done", progress
-            if self._last_result == SCAN_ALLOC_HUGE_PAGE_FAIL:
-                if not wait:
-                    return "done", progress
-                return "alloc_sleep", progress
-
-    def _khugepaged_scan_mm_slot(self, pages):
-        # khugepaged_scan_mm_slot()
-        self._last_result = None
-        if self._scan_slot is None:
-            self._scan_slot = self._mm_slots[0]
-            self._scan_address = 0
-        p = self.processes[self._scan_slot]
-        progress = 1
-        finished = True
-        for v in sorted(p.vmas, key=lambda v: v.start):
-            if v.end <= self._scan_address:
-                continue
-            if not self._vma_khugepaged_ok(v):
-                progress += 1
-                continue
-            hstart = -(-v.start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
-            hend = v.end // HPAGE_PMD_SIZE * HPAGE_PMD_SIZE
-            if self._scan_address > hend:
-                progress += 1
-                continue
-            self._scan_address = max(self._scan_address, hstart)
-            while self._scan_address < hend:
-                r = self.core.collapse(p.pid, self._scan_address >> PAGE_SHIFT, v.vm_flags, True)
-                self._last_result = r
-                if r == SCAN_SUCCEED:
-                    self.pages_collapsed += 1
-                self._scan_address += HPAGE_PMD_SIZE
-                progress += HPAGE_PMD_NR
-                if progress >= pages or r == SCAN_ALLOC_HUGE_PAGE_FAIL:
-                    finished = False
-                    break
-            if not finished:
-                break
-        if finished:
-            self._advance_slot()
-        return progress
+        ``ns`` must be a finite number >= 0 and ``sample_every_ns`` a finite number > 0:
+        otherwise TypeError/ValueError, and nothing has changed."""
+        ns = validate_duration_ns(ns, "ns")
+        now = self.now_ns
+        target = now + ns
+        if not math.isfinite(target):
+            raise ValueError(f"ns {ns!r}: now_ns + ns overflows")
+        sampler = ()
+        if sample_every_ns is not None:
+            every = validate_duration_ns(sample_every_ns, "sample_every_ns")
+            if every <= 0:
+                raise ValueError(f"sample_every_ns must be > 0, got {sample_every_ns!r}")
+            if ns / every > MAX_SAMPLES_PER_ADVANCE:
+                raise ValueError(f"sample_every_ns {sample_every_ns!r} over ns {ns!r} would record "
+                                 f"{ns / every:.0f} samples (at most {MAX_SAMPLES_PER_ADVANCE})")
+            sampler = (_Sampler(self, now + every, every, target),)
+        if self._in_daemons:
+            raise RuntimeError("advance() called from inside a daemon's work")
+        self.clock.run_until(target, extra=sampler)
 
     def khugepaged_scan_now(self) -> None:
         """Run one khugepaged pass at the current time (ignoring the sleep)."""
-        self._khugepaged_wake()
-
-    def _madvise_collapse(self, p: Process, start, end) -> int:
-        # mm/khugepaged.c: madvise_collapse(); ignores "enabled" and the max_ptes_* limits
-        hstart = -(-start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
-        hend = end // HPAGE_PMD_SIZE * HPAGE_PMD_SIZE
-        last = SCAN_SUCCEED
-        thps = 0
-        nr = max(0, (hend - hstart) // HPAGE_PMD_SIZE)
-        for addr in range(hstart, hend, HPAGE_PMD_SIZE):
-            v = p.find_vma(addr)
-            if v is None or v.hugepage < 0 or not (v.start <= addr and addr + HPAGE_PMD_SIZE <= v.end):
-                return -_errno.EINVAL
-            r = self.core.collapse(p.pid, addr >> PAGE_SHIFT, v.vm_flags, False)
-            if r in (SCAN_SUCCEED, SCAN_PMD_MAPPED):
-                thps += 1
-            elif r in _MADV_COLLAPSE_CONTINUE:
-                last = r
-            else:
-                last = r          # "Other error, exit": the remaining PMDs are not tried
-                break
-        if thps == nr:
-            return 0
-        # madvise_collapse_errno()
-        if last in (SCAN_ALLOC_HUGE_PAGE_FAIL, SCAN_EXCEED_NONE_PTE):
-            return -_errno.ENOMEM
-        return -_errno.EINVAL
+        self.khugepaged.wake()
 
     # -- other kernel entry points ---------------------------------------------------------
     def shrink(self, nr_to_scan=None) -> int:
         """Run the deferred-split shrinker (deferred_split_scan) as memory pressure would;
         returns the number of folios split."""
-        n = self.core.deferred_split_queue_len if nr_to_scan is None else _as_int(nr_to_scan, "nr_to_scan")
+        if nr_to_scan is None:
+            n = self.core.deferred_split_queue_len
+        else:
+            n = _as_int(nr_to_scan, "nr_to_scan")
+            if n < 0:
+                raise ValueError(f"nr_to_scan {n} must be >= 0")
         r = self.core.deferred_split_scan(n)
         self._after_op()
         return r
@@ -750,6 +849,8 @@ class Kernel:
                 raise OutOfMemory(-1, 0)
         else:
             dst = _as_int(target_pfn, "target_pfn")
+            if not 0 <= dst < self.nr_pages:
+                raise ValueError(f"target_pfn {dst} out of range 0..{self.nr_pages - 1}")
             if not self.core.take_free_block(dst, order):
                 raise ValueError(f"target pfn {dst} is not the start of a free block of order >= {order}")
         r = self.core.migrate_folio(head, dst)
@@ -761,23 +862,31 @@ class Kernel:
 
     def split_huge_pages(self, pid, start, end, new_order=0) -> int:
         """debugfs ``split_huge_pages``: write ``"<pid>,0x<start>,0x<end>,<order>"``."""
-        p = self.processes.get(_as_int(pid, "pid"))
-        if p is None:
-            raise ValueError(f"no process with pid {pid}")
+        p = self.process(pid)
         new_order = _as_int(new_order, "new_order")
         if not 0 <= new_order < HPAGE_PMD_ORDER:
             raise ValueError(f"new_order {new_order} out of range 0..{HPAGE_PMD_ORDER - 1}")
-        s, e = p._range(start, end - start)
-        n = self.core.split_range(p.pid, s >> PAGE_SHIFT, e >> PAGE_SHIFT, new_order)
+        start, end = _as_int(start, "start"), _as_int(end, "end")
+        if start % PAGE_SIZE or end <= start or start < 0 or end > self.virtual_bytes:
+            raise ValueError(f"range [{start:#x}, {end:#x}) must be page aligned, non-empty and inside "
+                             f"[0, {self.virtual_bytes:#x})")
+        e = -(-end // PAGE_SIZE) * PAGE_SIZE
+        n = self.core.split_range(p.pid, start >> PAGE_SHIFT, e >> PAGE_SHIFT, new_order)
         self._after_op()
         return n
 
     def write_debugfs_split(self, text: str) -> int:
         """Parse the debugfs split_huge_pages text format and split."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         parts = text.strip().split(",")
         if len(parts) != 4:
             raise ValueError(f"expected '<pid>,0x<start>,0x<end>,<order>', got {text!r}")
-        return self.split_huge_pages(int(parts[0]), int(parts[1], 16), int(parts[2], 16), int(parts[3]))
+        try:
+            pid, start, end, order = int(parts[0]), int(parts[1], 16), int(parts[2], 16), int(parts[3])
+        except ValueError:
+            raise ValueError(f"expected '<pid>,0x<start>,0x<end>,<order>', got {text!r}") from None
+        return self.split_huge_pages(pid, start, end, order)
 
     # -- read-outs --------------------------------------------------------------------------
     def vmstat(self) -> dict:
@@ -794,8 +903,7 @@ class Kernel:
             out[k] = cs[k]
         out["nr_free_pages"] = self.buddy.nr_free_pages
         out["nr_anon_pages"] = st["nr_anon_pages"]
-        if self.reclaim is not None:
-            out.update(self.reclaim.stats())
+        out.update(self.reclaim.stats())
         return out
 
     def meminfo(self) -> dict:
@@ -806,17 +914,7 @@ class Kernel:
                 "AnonHugePages": st["nr_anon_transparent_hugepages"] * HPAGE_PMD_SIZE // 1024,
                 "PageTables": st["nr_page_table_pages"] * 4,
                 "SwapTotal": self.swap_pages * 4, "SwapFree": self.core.nr_swap_free * 4,
-                **self._reclaim_meminfo()}
-
-    def _reclaim_meminfo(self) -> dict:
-        if self.reclaim is None:
-            return {}
-        r = self.reclaim.core
-        lru = r.lru_sizes()
-        return {"Cached": r.nr_file_pages * 4, "Dirty": r.nr_dirty * 4, "Mapped": r.nr_mapped * 4,
-                "Active(anon)": lru["nr_active_anon"] * 4, "Inactive(anon)": lru["nr_inactive_anon"] * 4,
-                "Active(file)": lru["nr_active_file"] * 4, "Inactive(file)": lru["nr_inactive_file"] * 4,
-                "SReclaimable": self.slab.nr_pages(True) * 4, "SUnreclaim": self.slab.nr_pages(False) * 4}
+                **self.reclaim.meminfo()}
 
     def vmstat_text(self) -> str:
         """/proc/vmstat's format: one "name value" line per counter."""
@@ -827,36 +925,53 @@ class Kernel:
         return "".join(f"{k + ':':<16}{v:>8} kB\n" for k, v in self.meminfo().items())
 
     def khugepaged_stats(self) -> dict:
-        return {"pages_collapsed": self.pages_collapsed, "full_scans": self.full_scans,
-                "khugepaged_cpu_ns": self.khugepaged_cpu_ns, "mm_slots": len(self._mm_slots),
-                "kcompactd_cpu_ns": self.kcompactd_cpu_ns}
+        """khugepaged's counters (pages_collapsed, full_scans, its CPU time, mm_slots),
+        its pass count and next wake-up (None: waiting or paused), and kcompactd's CPU
+        time."""
+        kh = self.khugepaged.stats()
+        return {"pages_collapsed": kh["pages_collapsed"], "full_scans": kh["full_scans"],
+                "khugepaged_cpu_ns": self.khugepaged_cpu_ns, "mm_slots": kh["mm_slots"],
+                "kcompactd_cpu_ns": self.kcompactd_cpu_ns, "khugepaged_passes": kh["passes"],
+                "khugepaged_next_wakeup_ns": kh["next_wakeup_ns"]}
+
+    def huge_zero_page(self) -> dict:
+        """The huge zero page's state: ``allocated`` (get_huge_zero_folio has run and it
+        was not freed), ``pfn`` (its head frame, or None) and ``mapped_pmds`` (PMDs of
+        live processes that map it)."""
+        pfn = self.core.huge_zero_pfn
+        mapped = 0
+        if pfn >= 0:
+            for p in self.processes.values():
+                for v in p.vmas:
+                    mapped += int((p.pmd_kinds(v.start, v.end) == PmdKind.HUGE_ZERO).sum())
+        return {"allocated": pfn >= 0, "pfn": int(pfn) if pfn >= 0 else None, "mapped_pmds": mapped}
 
     def sample(self) -> dict:
-        """Record the counters now (one row of the Result)."""
+        """Record the counters now (one row of the Result; the most recent ``log_limit``
+        rows are kept)."""
         row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **self.khugepaged_stats(),
                "min_free_kbytes": self.min_free_kbytes}
-        self._samples.append(row)
+        if self.log_limit != 0:
+            self._samples.append(row)
         return row
 
     def result(self) -> "Result":
-        return Result(pd.DataFrame(self._samples), self.events())
+        return Result(pd.DataFrame(list(self._samples)), self.events())
 
     def check(self) -> bool:
         """Every invariant: buddy lists, page tables vs mapcounts and rmap, RSS, swap,
-        page conservation, the deferred split queue, VMAs vs the core."""
+        page conservation, the deferred split queue, VMAs vs the core, the clock."""
         self.core.check()
         _mm_check_compaction(self.core)
-
-        if self.reclaim is not None:
-            self.reclaim.check()
+        self.reclaim.check()
         for pid, p in self.processes.items():
             vs = sorted(p.vmas, key=lambda v: v.start)
             for a, b in zip(vs, vs[1:]):
                 if a.end > b.start:
                     raise InvariantError(f"pid {pid}: VMAs [{a.start:#x},{a.end:#x}) and [{b.start:#x},{b.end:#x}) overlap")
-        slots = set(self._mm_slots)
-        if not slots <= set(self.processes):
-            raise InvariantError(f"khugepaged mm_slots {slots - set(self.processes)} belong to no process")
+        self.khugepaged.check(self.processes)
+        if not (isinstance(self.now_ns, numbers.Real) and math.isfinite(self.now_ns) and self.now_ns >= 0):
+            raise InvariantError(f"the clock reads {self.now_ns!r}")
         return True
 
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import IntEnum
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
 
 from thpbench._validate import as_int as _as_int
-from thpbench._core import _mm_pin
+from thpbench._core import InvariantError, _mm_pin
 from thpbench.units import (PAGE_SHIFT, PAGE_SIZE, HPAGE_PMD_SIZE, PROT_READ, PROT_WRITE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
                             MADV_PAGEOUT, MADV_COLLAPSE, MADVISE_NAMES, VM_READ, VM_WRITE, VM_HUGEPAGE,
                             VM_NOHUGEPAGE)
@@ -19,6 +20,48 @@ if TYPE_CHECKING:
 
 
 _F_OK, _F_SEGV_MAPERR, _F_SEGV_ACCERR, _F_OOM = 0, 1, 2, 3
+
+
+class PmdKind(IntEnum):
+    """What :meth:`Process.pmd_kinds` returns per 2 MiB region (compare arrays with
+    these: ``p.pmd_kinds(a, b) == PmdKind.THP``)."""
+    NONE = 0            # pmd_none: nothing mapped
+    TABLE = 1           # a page table of 512 PTEs
+    THP = 2             # a PMD-mapped transparent huge page
+    HUGE_ZERO = 3       # the huge zero page (a read fault under THP with use_zero_page)
+
+
+class PageKind(IntEnum):
+    """What :meth:`Process.peek` returns per page as its kinds array."""
+    NONE = 0            # nothing mapped
+    PAGE = 1            # a 4 KiB page (of a folio mapped by PTEs)
+    ZERO = 2            # the 4 KiB zero page
+    SWAPPED = 3         # a swap entry
+    IN_THP = 4          # a page of a PMD-mapped THP
+    HUGE_ZERO = 5       # a page of the huge zero page
+
+
+class ProcessContext(Protocol):
+    """What a process may read and call of its kernel."""
+
+    core: object                 # the MMCore: page tables, faults, VMAs
+    virtual_bytes: int
+
+    def owns(self, pid: int, proc: "Process") -> bool: ...        # is proc the live process of pid?
+
+    def after_op(self) -> None: ...
+
+    def khugepaged_enter(self, pid: int, vmas: list) -> None: ...
+
+    def madvise_collapse(self, pid: int, vmas: list, start: int, end: int) -> int: ...
+
+    def new_process(self, family: int) -> "Process": ...
+
+    def forked(self, parent_pid: int, child_pid: int) -> None: ...
+
+    def release(self, pid: int) -> None: ...
+
+    def retry_after_reclaim(self) -> bool: ...
 
 @dataclass
 class Vma:
@@ -50,20 +93,25 @@ class Process:
     Create with ``kernel.spawn()`` or ``proc.fork()``.
     """
 
-    def __init__(self, kernel: "Kernel", pid: int, family: int):
+    def __init__(self, kernel: "Kernel", pid: int, family: int, ctx: ProcessContext):
         self.kernel = kernel
         self.pid = pid
         self.family = family
         self.vmas: list[Vma] = []
         self.alive = True
+        self._ctx = ctx
 
     def __repr__(self):
+        if not self.alive:
+            return f"Process(pid={self.pid}, exited)"
         return f"Process(pid={self.pid}, vmas={len(self.vmas)}, rss_anon_kb={self.rss_anon_kb})"
 
     # -- validation ---------------------------------------------------------------
     def _live(self):
-        if not self.alive:
-            raise ValueError(f"process {self.pid} has exited")
+        # a handle of an exited process must never reach the core (its mm is gone, or
+        # its pid now belongs to another process)
+        if not self.alive or not self._ctx.owns(self.pid, self):
+            raise ValueError(f"process {self.pid} has exited (this handle is stale)")
 
     def _range(self, addr, length, what="range"):
         self._live()
@@ -74,9 +122,9 @@ class Process:
         if length <= 0:
             raise ValueError(f"length {length} must be > 0")
         length = -(-length // PAGE_SIZE) * PAGE_SIZE
-        if addr < 0 or addr + length > self.kernel.virtual_bytes:
+        if addr < 0 or addr + length > self._ctx.virtual_bytes:
             raise ValueError(f"{what} [{addr:#x}, {addr + length:#x}) outside the virtual window "
-                             f"[0, {self.kernel.virtual_bytes:#x})")
+                             f"[0, {self._ctx.virtual_bytes:#x})")
         return addr, addr + length
 
     def _require_mapped(self, start, end, what):
@@ -94,6 +142,8 @@ class Process:
                              f"mapped VMAs: {[(hex(v.start), hex(v.end)) for v in self.vmas]}")
 
     def find_vma(self, addr) -> Vma | None:
+        """The VMA holding ``addr``, or None."""
+        self._live()
         for v in self.vmas:
             if v.start <= addr < v.end:
                 return v
@@ -107,7 +157,7 @@ class Process:
                 self.vmas[i:i + 1] = [Vma(v.start, addr, v.prot, v.hugepage), Vma(addr, v.end, v.prot, v.hugepage)]
                 break
         if addr % HPAGE_PMD_SIZE:
-            self.kernel.core.split_huge_pmd(self.pid, addr >> PAGE_SHIFT)
+            self._ctx.core.split_huge_pmd(self.pid, addr >> PAGE_SHIFT)
 
     def _merge(self):
         """vma_merge(): adjacent VMAs with the same flags become one."""
@@ -121,7 +171,7 @@ class Process:
 
     def _push_vmas(self):
         self._merge()
-        self.kernel.core.set_vmas(self.pid, np.array([v.start >> PAGE_SHIFT for v in self.vmas], dtype=np.int64),
+        self._ctx.core.set_vmas(self.pid, np.array([v.start >> PAGE_SHIFT for v in self.vmas], dtype=np.int64),
                                   np.array([v.end >> PAGE_SHIFT for v in self.vmas], dtype=np.int64),
                                   np.array([v.vm_flags for v in self.vmas], dtype=np.uint32))
 
@@ -163,11 +213,11 @@ class Process:
                 self._unmap(addr, end)
         self.vmas.append(Vma(addr, addr + length, prot, 0))
         self._push_vmas()
-        self.kernel._khugepaged_enter(self)
+        self._ctx.khugepaged_enter(self.pid, self.vmas)
         return addr
 
     def _unmapped_area(self, length, align):
-        top = self.kernel.virtual_bytes - HPAGE_PMD_SIZE   # leave a guard PMD
+        top = self._ctx.virtual_bytes - HPAGE_PMD_SIZE   # leave a guard PMD
         for v in sorted(self.vmas, key=lambda v: -v.start):
             cand = (top - length) // align * align
             if cand >= v.end:
@@ -181,7 +231,7 @@ class Process:
     def _unmap(self, start, end):
         self._split_at(start)
         self._split_at(end)
-        self.kernel.core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, True)
+        self._ctx.core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, True)
         self.vmas = [v for v in self.vmas if not (start <= v.start and v.end <= end)]
         self._push_vmas()
 
@@ -191,7 +241,7 @@ class Process:
         if not any(v.start < end and start < v.end for v in self.vmas):
             raise ValueError(f"munmap: nothing is mapped in [{start:#x}, {end:#x})")
         self._unmap(start, end)
-        self.kernel._after_op()
+        self._ctx.after_op()
 
     def mprotect(self, addr, length, prot) -> None:
         start, end = self._range(addr, length)
@@ -203,8 +253,8 @@ class Process:
         def set_prot(v):
             v.prot = prot
         self._apply(start, end, set_prot)
-        self.kernel.core.protect(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, bool(prot & PROT_WRITE))
-        self.kernel._after_op()
+        self._ctx.core.protect(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, bool(prot & PROT_WRITE))
+        self._ctx.after_op()
 
     def madvise(self, addr, length, advice) -> int:
         """madvise(2) for MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT and
@@ -224,7 +274,7 @@ class Process:
             raise ValueError(f"unknown madvise advice {advice}; allowed: "
                              + ", ".join(f"{k}={v}" for k, v in MADVISE_NAMES.items()))
         self._require_mapped(start, end, "madvise")
-        core = self.kernel.core
+        core = self._ctx.core
         ret = 0
         if advice == MADV_DONTNEED:
             core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, False)
@@ -235,12 +285,12 @@ class Process:
                 v.hugepage = hp
             self._apply(start, end, set_hp)
             if advice == MADV_HUGEPAGE:
-                self.kernel._khugepaged_enter(self)
+                self._ctx.khugepaged_enter(self.pid, self.vmas)
         elif advice == MADV_PAGEOUT:
             core.pageout(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
         elif advice == MADV_COLLAPSE:
-            ret = self.kernel._madvise_collapse(self, start, end)
-        self.kernel._after_op()
+            ret = self._ctx.madvise_collapse(self.pid, self.vmas, start, end)
+        self._ctx.after_op()
         return ret
 
     def mremap(self, old_addr, old_len, new_len, new_addr=None) -> int:
@@ -249,6 +299,13 @@ class Process:
         The first min(old_len, new_len) bytes move (their page-table entries, so the
         pages and their content move with them); the rest of the old range is unmapped;
         growth is new, empty address space.  Returns the new address.
+
+        All or nothing, as the kernel's move_vma(): when a page table for the new range
+        cannot be allocated part-way, the entries already moved go back
+        (move_page_tables(new_vma, new_addr, vma, old_addr, moved_len)), the new range is
+        unmapped and OutOfMemory (-ENOMEM) is raised with the old mapping intact.  (With
+        MREMAP_FIXED a mapping that was at the new address is gone, as in the kernel,
+        which unmaps it first.)
         """
         start, end = self._range(old_addr, old_len, "old range")
         new_len = _as_int(new_len, "new_len")
@@ -267,38 +324,64 @@ class Process:
             if dst < end and start < dst_end:
                 raise ValueError("mremap: old and new ranges overlap (EINVAL)")
             if any(v.start < dst_end and dst < v.end for v in self.vmas):
-                self._unmap(dst, dst_end)
+                self._unmap(dst, dst_end)         # mremap_to(): do_munmap(new_addr) first
+        core = self._ctx.core
         self._split_at(start)
         self._split_at(start + keep)
         self._split_at(end)
         if dst % HPAGE_PMD_SIZE:
-            self.kernel.core.split_huge_pmd(self.pid, dst >> PAGE_SHIFT)
+            core.split_huge_pmd(self.pid, dst >> PAGE_SHIFT)
+        before = [Vma(v.start, v.end, v.prot, v.hugepage) for v in self.vmas]
         # the destination VMA first, so the moved entries lie inside a VMA
         self.vmas.append(Vma(dst, dst + new_len, old.prot, old.hugepage))
         self.vmas.sort(key=lambda v: v.start)
-        rc = self.kernel.core.move(self.pid, start >> PAGE_SHIFT, dst >> PAGE_SHIFT, keep >> PAGE_SHIFT)
+        rc = core.move(self.pid, start >> PAGE_SHIFT, dst >> PAGE_SHIFT, keep >> PAGE_SHIFT)
         if rc == -1:
-            self.vmas = [v for v in self.vmas if v.start != dst]
+            self.vmas = before
             self._push_vmas()
             raise NotImplementedError("mremap of pages shared with another process (after fork) is not modelled")
         if rc == -2:
+            # mm/mremap.c: move_vma(): "On error, move entries back from new area to old,
+            # which will succeed since page tables still there"
+            back = core.move(self.pid, dst >> PAGE_SHIFT, start >> PAGE_SHIFT, keep >> PAGE_SHIFT)
+            core.zap(self.pid, dst >> PAGE_SHIFT, (dst + new_len) >> PAGE_SHIFT, True)
+            self.vmas = before
+            self._push_vmas()
+            self._ctx.after_op()
+            if back != 0:
+                raise InvariantError(f"mremap: moving the entries back to {start:#x} failed ({back})")
             raise OutOfMemory(self.pid, dst)
-        self.kernel.core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, True)
+        core.zap(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT, True)
         self.vmas = [v for v in self.vmas if not (start <= v.start and v.end <= end)]
         self._push_vmas()
-        self.kernel._after_op()
+        self._ctx.after_op()
         return dst
 
     def fork(self) -> "Process":
         """fork(2): a child sharing every anonymous page copy-on-write."""
         self._live()
-        return self.kernel._fork(self)
+        ctx = self._ctx
+        child = ctx.new_process(self.family)
+        child.vmas = [Vma(v.start, v.end, v.prot, v.hugepage) for v in self.vmas]
+        child._push_vmas()
+        if not ctx.core.fork(self.pid, child.pid):
+            child._destroy()
+            raise OutOfMemory(self.pid, 0)
+        ctx.forked(self.pid, child.pid)           # khugepaged_fork()
+        ctx.after_op()
+        return child
 
     def exit(self) -> None:
-        """exit_mmap(): free every page and page table."""
+        """exit_mmap(): free every page and page table.  Every later call on this
+        handle raises ValueError (its pid may be reused by a new process)."""
         if not self.alive:
             return
-        self.kernel._exit(self)
+        self._destroy()
+
+    def _destroy(self):
+        self.alive = False
+        self.vmas = []
+        self._ctx.release(self.pid)
 
     # -- memory accesses ------------------------------------------------------------
     def _raise_fault(self, status, vpn, done):
@@ -310,7 +393,7 @@ class Process:
     def _addr(self, addr):
         self._live()
         addr = _as_int(addr, "address")
-        if not 0 <= addr < self.kernel.virtual_bytes:
+        if not 0 <= addr < self._ctx.virtual_bytes:
             raise SegmentationFault(self.pid, addr, "SEGV_MAPERR")
         return addr
 
@@ -334,7 +417,7 @@ class Process:
             vals = np.ascontiguousarray(values, dtype=np.uint64)
             if vals.shape != a.shape:
                 raise ValueError(f"values has shape {vals.shape}, addrs {a.shape}")
-        outside = (a < 0) | (a >= self.kernel.virtual_bytes)
+        outside = (a < 0) | (a >= self._ctx.virtual_bytes)
         if outside.any():
             # an address outside the window faults like any unmapped one, in order
             i = int(np.argmax(outside))
@@ -343,8 +426,8 @@ class Process:
         return self._touch(a >> PAGE_SHIFT, write, vals)
 
     def _touch(self, vpns, write, vals):
-        k = self.kernel
-        k._khugepaged_enter(self)
+        k = self._ctx
+        k.khugepaged_enter(self.pid, self.vmas)
         done = 0
         while True:
             if vals is None:
@@ -352,11 +435,11 @@ class Process:
             else:
                 d, st = k.core.touch(self.pid, vpns[done:], bool(write), vals[done:], False)
             done += d
-            k._after_op()
+            k.after_op()
             # reclaim: a failed allocation runs direct reclaim, then the fault is retried
             if st == _F_OK and done < len(vpns):
                 continue                # paused for kswapd (reclaim)
-            if st == _F_OOM and k._retry_after_reclaim():
+            if st == _F_OOM and k.retry_after_reclaim():
                 continue
             break
         if st != _F_OK:
@@ -370,17 +453,17 @@ class Process:
         stride = _as_int(stride, "stride")
         if stride <= 0 or stride % PAGE_SIZE:
             raise ValueError(f"stride {stride} must be a positive multiple of {PAGE_SIZE}")
-        k = self.kernel
-        k._khugepaged_enter(self)
+        k = self._ctx
+        k.khugepaged_enter(self.pid, self.vmas)
         done = 0
         while True:
             d, st = k.core.touch_range(self.pid, (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT),
                                        end >> PAGE_SHIFT, bool(write), stride >> PAGE_SHIFT)
             done += d
-            k._after_op()
+            k.after_op()
             if st == _F_OK and (start >> PAGE_SHIFT) + done * (stride >> PAGE_SHIFT) < end >> PAGE_SHIFT:
                 continue                # paused for kswapd (reclaim)
-            if st == _F_OOM and k._retry_after_reclaim():     # reclaim: direct reclaim, retry
+            if st == _F_OOM and k.retry_after_reclaim():     # reclaim: direct reclaim, retry
                 continue
             break
         if st != _F_OK:
@@ -394,12 +477,15 @@ class Process:
 
     def peek(self, addrs):
         """Contents of the pages holding ``addrs`` without faulting: (values, kinds),
-        kinds 0 none, 1 page, 2 zero page, 3 swapped out, 4 in a PMD-mapped THP, 5 huge zero page."""
+        kinds as :class:`PageKind`: 0 none, 1 page, 2 zero page, 3 swapped out, 4 in a
+        PMD-mapped THP, 5 huge zero page."""
         self._live()
         a = np.ascontiguousarray(addrs, dtype=np.int64)
-        if a.size and (a.min() < 0 or a.max() >= self.kernel.virtual_bytes):
-            raise ValueError("address outside the virtual window")
-        return self.kernel.core.peek(self.pid, a >> PAGE_SHIFT)
+        if a.ndim != 1:
+            a = a.reshape(-1)
+        if a.size and (a.min() < 0 or a.max() >= self._ctx.virtual_bytes):
+            raise ValueError(f"address outside the virtual window [0, {self._ctx.virtual_bytes:#x})")
+        return self._ctx.core.peek(self.pid, a >> PAGE_SHIFT)
 
     def dontneed_pages(self, addrs) -> None:
         """MADV_DONTNEED of the 4 KiB page at each address (an allocator purging freed
@@ -414,10 +500,10 @@ class Process:
         ok = (i >= 0) & (a < ends[np.clip(i, 0, None)]) if len(starts) else np.zeros(a.size, bool)
         if not ok.all():
             raise ValueError(f"madvise: page {int(a[~ok][0]):#x} is not mapped")
-        zap = self.kernel.core.zap
+        zap = self._ctx.core.zap
         for v in (a >> PAGE_SHIFT).tolist():
             zap(self.pid, v, v + 1, False)
-        self.kernel._after_op()
+        self._ctx.after_op()
 
     def pin_pages(self, addrs) -> None:
         """pin_user_pages(FOLL_PIN | FOLL_LONGTERM) of the pages at ``addrs`` (already
@@ -436,9 +522,9 @@ class Process:
         a = np.ascontiguousarray(addrs, dtype=np.int64)
         if a.ndim != 1:
             raise ValueError("addrs must be one-dimensional")
-        if a.size and (a.min() < 0 or a.max() >= self.kernel.virtual_bytes):
-            raise ValueError("address outside the virtual window")
-        bad = _mm_pin(self.kernel.core, self.pid, a >> PAGE_SHIFT, delta)
+        if a.size and (a.min() < 0 or a.max() >= self._ctx.virtual_bytes):
+            raise ValueError(f"address outside the virtual window [0, {self._ctx.virtual_bytes:#x})")
+        bad = _mm_pin(self._ctx.core, self.pid, a >> PAGE_SHIFT, delta)
         if bad >= 0:
             raise ValueError(f"page at {int(a[bad]):#x} is not present" if delta > 0
                              else f"page at {int(a[bad]):#x} is not pinned")
@@ -447,23 +533,27 @@ class Process:
         """MADV_PAGEOUT: swap the range's exclusive pages out; returns pages written."""
         start, end = self._range(addr, length)
         self._require_mapped(start, end, "pageout")
-        n = self.kernel.core.pageout(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
-        self.kernel._after_op()
+        n = self._ctx.core.pageout(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+        self._ctx.after_op()
         return n
 
     def age(self, addr, length) -> None:
         """Clear the accessed (young) bits of a range, as reclaim's page_referenced() does."""
         start, end = self._range(addr, length)
-        self.kernel.core.clear_young(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+        self._ctx.core.clear_young(self.pid, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
 
     # -- read-outs ------------------------------------------------------------------
     def pmd_kinds(self, start, end) -> np.ndarray:
-        """Per 2 MiB region of [start, end): 0 none, 1 PTE table, 2 PMD-mapped THP, 3 huge zero page."""
-        s = _as_int(start, "start") // HPAGE_PMD_SIZE
-        e = -(-_as_int(end, "end") // HPAGE_PMD_SIZE)
-        if s < 0 or e > self.kernel.virtual_bytes // HPAGE_PMD_SIZE or e < s:
-            raise ValueError(f"range [{start:#x}, {end:#x}) outside the virtual window")
-        return self.kernel.core.pmd_kinds(self.pid, s, e)
+        """Per 2 MiB region of [start, end) (start rounded down, end up), as
+        :class:`PmdKind`: 0 none, 1 PTE table, 2 PMD-mapped THP, 3 huge zero page."""
+        self._live()
+        start, end = _as_int(start, "start"), _as_int(end, "end")
+        s = start // HPAGE_PMD_SIZE
+        e = -(-end // HPAGE_PMD_SIZE)
+        if start < 0 or e > self._ctx.virtual_bytes // HPAGE_PMD_SIZE or end < start:
+            raise ValueError(f"range [{start:#x}, {end:#x}) outside the virtual window "
+                             f"[0, {self._ctx.virtual_bytes:#x}) or reversed")
+        return self._ctx.core.pmd_kinds(self.pid, s, e)
 
     def pmd_mapped(self, start, end) -> np.ndarray:
         """Per 2 MiB region of [start, end) (start rounded down, end up): True where a
@@ -473,22 +563,26 @@ class Process:
     def folio_orders(self, addr, length):
         """Per page of the range: (pfn, order of its folio); -1 where nothing is mapped."""
         start, end = self._range(addr, length)
-        return self.kernel.core.frame_info(np.arange(start >> PAGE_SHIFT, end >> PAGE_SHIFT, dtype=np.int64), self.pid)
+        return self._ctx.core.frame_info(np.arange(start >> PAGE_SHIFT, end >> PAGE_SHIFT, dtype=np.int64), self.pid)
 
     @property
     def rss_anon_kb(self) -> int:
-        return self.kernel.core.rss(self.pid)[0] * 4 if self.alive else 0
+        """RssAnon in kB (ValueError once the process has exited)."""
+        self._live()
+        return self._ctx.core.rss(self.pid)[0] * 4
 
     def status(self) -> dict:
         """/proc/<pid>/status memory lines (kB)."""
-        rss, swap = self.kernel.core.rss(self.pid)
+        self._live()
+        rss, swap = self._ctx.core.rss(self.pid)
         return {"RssAnon": rss * 4, "VmSwap": swap * 4,
                 "VmSize": sum(v.end - v.start for v in self.vmas) // 1024}
 
     def smaps(self) -> pd.DataFrame:
         """/proc/<pid>/smaps per VMA: start, end, Size, Rss, AnonHugePages, Swap (kB)."""
+        self._live()
         rows = []
-        core = self.kernel.core
+        core = self._ctx.core
         for v in self.vmas:
             vp = np.arange(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT, dtype=np.int64)
             _, kinds = core.peek(self.pid, vp)
@@ -511,8 +605,4 @@ class Process:
         """The selftests' check_huge_anon(): AnonHugePages of the VMA at addr == nr_hpages * 2 MiB."""
         return self.smaps_vma(addr)["AnonHugePages"] == nr_hpages * HPAGE_PMD_SIZE // 1024
 
-
-# ---------------------------------------------------------------------------
-# The kernel
-# ---------------------------------------------------------------------------
 

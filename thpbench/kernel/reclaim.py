@@ -58,11 +58,14 @@ Simplifications (the model is a model)
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Protocol
+import weakref
 
 import numpy as np
 import pandas as pd
 
 from thpbench._core import ReclaimCore, LRU_NAMES
+from thpbench.kernel.errors import OutOfMemory
 
 PAGE_SIZE = 4096
 SWAP_CLUSTER_MAX = 32
@@ -78,12 +81,52 @@ _PY_COUNTERS = ("allocstall_normal", "kswapd_low_wmark_hit_quickly", "kswapd_hig
                 "pageoutrun", "slabs_scanned", "drop_pagecache", "drop_slab", "x_direct_reclaim_fail")
 
 
-class Reclaim:
-    """The reclaim state of one Kernel: the ReclaimCore, tunables and counters."""
+class ReclaimContext(Protocol):
+    """What reclaim (and kswapd, the page cache, the slab caches) may read and call of
+    its kernel: nothing else, and never the kernel's private state."""
 
-    def __init__(self, kernel, swappiness=60, thp_swap=False):
-        self.kernel = kernel
-        self.core = ReclaimCore(kernel.core)
+    core: object        # the MMCore (ReclaimCore attaches to it; counters; count_oom)
+    buddy: object       # the zone's BuddyAllocator (read: nr_free_pages, max_order)
+    costs: object       # the CostModel
+
+    def now_ns(self) -> float: ...
+
+    def watermarks(self) -> dict: ...
+
+    def zone_balanced(self, order: int) -> bool: ...
+
+    def charge_ns(self, ns: float) -> None: ...         # a stall of the faulting task
+
+    def settle(self) -> None: ...                        # account the operations so far, no kswapd wakeup
+
+    def after_op(self) -> None: ...                      # the end of an operation
+
+    def discard_charges(self) -> None: ...               # kswapd's work is not the task's time
+
+    def kswapd_sleeping(self, order: int) -> None: ...   # kswapd_try_to_sleep: kcompactd's wakeup
+
+
+def _no_lru(what):
+    return ValueError(f"{what}: this Kernel was built without LRU reclaim (lru_reclaim=False); "
+                      "build it with Kernel(..., lru_reclaim=True) for LRU lists, kswapd, the page cache "
+                      "and slab caches")
+
+
+class Reclaim:
+    """The reclaim subsystem of one Kernel: the ReclaimCore, tunables, counters, and
+    kswapd, the page cache and the slab caches (``kswapd``, ``page_cache``, ``slab``).
+
+    ``enabled=False`` (``Kernel(lru_reclaim=False)``) keeps the object but builds no
+    ReclaimCore: the deferred-split shrinker is the only reclaim, and every entry point
+    (``shrink_node``, ``shrink_all_memory``, ``drop_caches``, the page cache, the slab
+    caches, ``kswapd.wakeup``) raises ValueError saying so."""
+
+    def __init__(self, ctx: ReclaimContext, swappiness=60, thp_swap=False, *, enabled=True):
+        if not isinstance(enabled, bool):
+            raise TypeError(f"lru_reclaim must be a bool, got {type(enabled).__name__} {enabled!r}")
+        self._ctx = ctx
+        self.enabled = enabled
+        self.core = ReclaimCore(ctx.core) if enabled else None
         self._swappiness = 60
         self._thp_swap = False
         self.counters = {k: 0 for k in _PY_COUNTERS}
@@ -92,6 +135,14 @@ class Reclaim:
         self._need = False
         self.swappiness = swappiness
         self.thp_swap = thp_swap
+        self.kswapd = Kswapd(self, ctx)
+        self.page_cache = PageCache(self, ctx)
+        self.slab = SlabCaches(self, ctx)
+
+    def require(self, what) -> None:
+        """Raise ValueError naming ``what`` unless LRU reclaim is enabled."""
+        if not self.enabled:
+            raise _no_lru(what)
 
     # -- tunables ------------------------------------------------------------------
     @property
@@ -120,29 +171,45 @@ class Reclaim:
         self.apply_policy()
 
     def apply_policy(self):
-        w = self.kernel.watermarks
+        if not self.enabled:
+            return
+        w = self._ctx.watermarks()
         self.core.set_policy(w["low"], w["high"], self._swappiness, int(self._thp_swap))
 
     # -- counters ------------------------------------------------------------------
     def stats(self) -> dict:
+        if not self.enabled:
+            return {}
         st = self.core.stats()
         out = {k: v for k, v in st.items() if not k.startswith("x_")}
         out.update({k: v for k, v in self.counters.items() if not k.startswith("x_")})
-        core = self.kernel.core.stats()
+        core = self._ctx.core.stats()
         out["pgpgin"] = st["x_pgpgin_file_kb"] + 4 * core["pswpin"]
         out["pgpgout"] = st["x_pgpgout_kb"]
         out.update(self.core.lru_sizes())
         out["nr_file_pages"] = self.core.nr_file_pages
         out["nr_dirty"] = self.core.nr_dirty
         out["nr_mapped"] = self.core.nr_mapped
-        slab = self.kernel.slab
-        out["nr_slab_reclaimable"] = slab.nr_pages(reclaimable=True)
-        out["nr_slab_unreclaimable"] = slab.nr_pages(reclaimable=False)
+        out["nr_slab_reclaimable"] = self.slab.nr_pages(reclaimable=True)
+        out["nr_slab_unreclaimable"] = self.slab.nr_pages(reclaimable=False)
         return out
+
+    def meminfo(self) -> dict:
+        """The /proc/meminfo lines reclaim maintains (kB)."""
+        if not self.enabled:
+            return {}
+        r = self.core
+        lru = r.lru_sizes()
+        return {"Cached": r.nr_file_pages * 4, "Dirty": r.nr_dirty * 4, "Mapped": r.nr_mapped * 4,
+                "Active(anon)": lru["nr_active_anon"] * 4, "Inactive(anon)": lru["nr_inactive_anon"] * 4,
+                "Active(file)": lru["nr_active_file"] * 4, "Inactive(file)": lru["nr_inactive_file"] * 4,
+                "SReclaimable": self.slab.nr_pages(True) * 4, "SUnreclaim": self.slab.nr_pages(False) * 4}
 
     # -- the flags the core raises ---------------------------------------------------
     def consume_need(self) -> bool:
         """Did a core allocation fail and ask for direct reclaim since the last call?"""
+        if not self.enabled:
+            return False
         self._take_flags()
         need, self._need = self._need, False
         return need
@@ -156,17 +223,21 @@ class Reclaim:
             self._pending_wake = max(self._pending_wake or 0, order + 1)
 
     def after_op(self):
-        """Called by Kernel._after_op: wake kswapd / the flusher if the core asked."""
+        """Called at the end of every kernel operation: wake kswapd / the flusher if the
+        core asked."""
+        if not self.enabled:
+            return
         self._take_flags()
         if self._pending_wake:
             order = self._pending_wake - 1
             self._pending_wake = 0
-            self.kernel.kswapd.wakeup(order)
+            self.kswapd.wakeup(order)
 
     def flush(self, nr_pages=None) -> int:
         """The flusher threads: write back dirty page-cache pages (all by default)."""
+        self.require("flush")
         n = self.core.writeback(self.core.nr_dirty if nr_pages is None else int(nr_pages))
-        self.flusher_cpu_ns += n * self.kernel.costs.swap_out_page_ns
+        self.flusher_cpu_ns += n * self._ctx.costs.swap_out_page_ns
         return n
 
     # -- reclaim ---------------------------------------------------------------------
@@ -174,7 +245,7 @@ class Reclaim:
         """shrink_slab() -> do_shrink_slab() of every reclaimable cache: scan
         (freeable >> priority) * 4 / DEFAULT_SEEKS objects.  Returns pages freed."""
         freed = 0
-        for cache in self.kernel.slab.caches.values():
+        for cache in self.slab.caches.values():
             if not cache.reclaimable:
                 continue
             freeable = cache.nr_objects
@@ -191,15 +262,15 @@ class Reclaim:
     def compaction_ready(self, order) -> bool:
         """compaction_ready(): for a costly order, stop reclaiming once free pages exceed
         the high watermark by 2 << order (compaction, not reclaim, makes the block)."""
-        k = self.kernel
-        return order > 3 and k.buddy.nr_free_pages >= k.watermarks["high"] + (2 << order)
+        return order > 3 and self._ctx.buddy.nr_free_pages >= self._ctx.watermarks()["high"] + (2 << order)
 
     def do_try_to_free_pages(self, nr_to_reclaim, *, may_swap=True, may_writepage=True, may_unmap=True,
                              is_kswapd=False, hibernation_mode=False, order=0) -> int:
         """The priority loop: shrink_node() at priority 12, 11, ... 0 until nr_to_reclaim
         (or, for a costly order, until compaction_ready)."""
-        k = self.kernel
-        before = k.buddy.nr_free_pages
+        self.require("do_try_to_free_pages")
+        buddy = self._ctx.buddy
+        before = buddy.nr_free_pages
         reclaimed = 0
         for prio in range(DEF_PRIORITY, -1, -1):
             if order and self.compaction_ready(order):
@@ -212,24 +283,76 @@ class Reclaim:
             if reclaimed >= nr_to_reclaim:
                 break
         # the true figure: pages that went back to the buddy allocator
-        return max(k.buddy.nr_free_pages - before, 0) if reclaimed else 0
+        return max(buddy.nr_free_pages - before, 0) if reclaimed else 0
 
     def direct_reclaim(self) -> bool:
         """__alloc_pages_direct_reclaim(): allocstall, try_to_free_pages(SWAP_CLUSTER_MAX).
         True when it made progress (the caller retries its allocation)."""
-        k = self.kernel
+        if not self.enabled:
+            return False
         self.counters["allocstall_normal"] += 1
-        k.kswapd.wakeup(0)
+        self.kswapd.wakeup(0)
         st0 = self.core.stats()
         n = self.do_try_to_free_pages(SWAP_CLUSTER_MAX)
         st1 = self.core.stats()
-        k.now_ns += (st1["pgscan_direct"] - st0["pgscan_direct"]) * k.costs.scan_pte_ns * 10
+        self._ctx.charge_ns((st1["pgscan_direct"] - st0["pgscan_direct"]) * self._ctx.costs.scan_pte_ns * 10)
         if n == 0:
             self.counters["x_direct_reclaim_fail"] += 1
         return n > 0
 
+    # -- the kernel's entry points -------------------------------------------------------
+    def shrink_node(self, nr_to_reclaim, *, may_swap=True, may_writepage=True, order=0) -> int:
+        """Reclaim ``nr_to_reclaim`` pages from the node (direct reclaim at our level):
+        the priority loop over the LRU lists and the slab shrinkers.  ``order`` is accepted
+        for the allocator's slow path; reclaim itself is order-blind (as the classic LRU
+        is: compaction makes the contiguity), except that for a costly order (> 3) the loop
+        stops at compaction_ready().  Returns pages reclaimed."""
+        self.require("shrink_node")
+        if isinstance(nr_to_reclaim, bool) or not isinstance(nr_to_reclaim, (int, np.integer)) or nr_to_reclaim < 0:
+            raise ValueError(f"nr_to_reclaim {nr_to_reclaim!r} must be a non-negative integer")
+        max_order = self._ctx.buddy.max_order
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 0 <= order <= max_order:
+            raise ValueError(f"order {order!r} must be an integer in 0..{max_order}")
+        self._ctx.settle()
+        n = self.do_try_to_free_pages(int(nr_to_reclaim), may_swap=may_swap, may_writepage=may_writepage,
+                                      order=int(order))
+        self._ctx.after_op()
+        return n
+
+    def shrink_all_memory(self, nr_pages) -> int:
+        """mm/vmscan.c: shrink_all_memory() (CONFIG_HIBERNATION): do_try_to_free_pages with
+        may_writepage, may_unmap, may_swap and hibernation_mode set; the LRU order gives the
+        preferred order "inactive > active > active referenced > active mapped".  Returns
+        pages freed (measured at the buddy allocator)."""
+        self.require("shrink_all_memory")
+        if isinstance(nr_pages, bool) or not isinstance(nr_pages, (int, np.integer)) or nr_pages < 0:
+            raise ValueError(f"nr_pages {nr_pages!r} must be a non-negative integer")
+        buddy = self._ctx.buddy
+        self._ctx.settle()
+        before = buddy.nr_free_pages
+        self.do_try_to_free_pages(int(nr_pages), hibernation_mode=True)
+        self._ctx.after_op()
+        return max(buddy.nr_free_pages - before, 0)
+
+    def drop_caches(self, mode) -> dict:
+        """``echo mode > /proc/sys/vm/drop_caches``: 1 page cache (clean, unmapped pages),
+        2 reclaimable slab objects, 3 both.  Returns pages freed by each."""
+        self.require("drop_caches")
+        if isinstance(mode, bool) or mode not in (1, 2, 3):
+            raise ValueError(f"drop_caches takes 1, 2 or 3, got {mode!r}")
+        out = {"pagecache": 0, "slab": 0}
+        if mode & 1:
+            out["pagecache"] = self.core.drop_pagecache()
+            self.counters["drop_pagecache"] += 1
+        if mode & 2:
+            out["slab"] = self.slab.drop_slab()
+            self.counters["drop_slab"] += 1
+        self._ctx.after_op()
+        return out
+
     def check(self):
-        self.core.check(self.kernel.slab.all_pages())
+        if self.enabled:
+            self.core.check(self.slab.all_pages())
         return True
 
 
@@ -241,74 +364,111 @@ class Kswapd:
     clock.  ``wakeup(order)`` (wakeup_kswapd) runs it when free pages are below low;
     it reclaims until free >= high, then naps HZ/10: a wake-up during the nap counts
     kswapd_low_wmark_hit_quickly, a nap that ends undisturbed
-    kswapd_high_wmark_hit_quickly (kswapd_try_to_sleep)."""
+    kswapd_high_wmark_hit_quickly (kswapd_try_to_sleep).
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+    A daemon of :mod:`thpbench.kernel.clock`: its only timed work is the end of a nap
+    (``next_wakeup_ns``); a wakeup runs balance_pgdat at once (see the module's
+    simplifications).  ``pause()`` makes wakeups do nothing until ``resume()``."""
+
+    name = "kswapd"
+    clock_priority = 3
+
+    def __init__(self, reclaim: Reclaim, ctx: ReclaimContext):
+        self._reclaim = reclaim
+        self._ctx = ctx
         self.runs = 0
         self._nap_until = None
+        self._paused = False
         self.cpu_ns = 0.0
         self.last_reclaimed = 0
-        #: called as hook(order, reclaimed) after each balance_pgdat: kcompactd's wake-up
-        #: (wakeup_kcompactd(pgdat, alloc_order, highest_zoneidx) in kswapd_try_to_sleep)
+        #: called as hook(order, reclaimed) after each balance_pgdat (after kcompactd's
+        #: wakeup, wakeup_kcompactd in kswapd_try_to_sleep)
         self.after_balance_hooks = []
+
+    @property
+    def passes(self) -> int:
+        """balance_pgdat runs (the same as ``runs``)."""
+        return self.runs
+
+    # -- the daemon protocol ---------------------------------------------------------
+    def next_wakeup_ns(self):
+        """The end of the current HZ/10 nap (None: asleep until woken, or paused)."""
+        return None if self._paused else self._nap_until
+
+    def run_until(self, t_ns) -> None:
+        """The nap ends undisturbed at ``t_ns``: kswapd_high_wmark_hit_quickly."""
+        if not self._paused and self._nap_until is not None and self._nap_until <= t_ns:
+            self._settle_nap(False)
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def _settle_nap(self, woken):
         if self._nap_until is None:
             return
-        r = self.kernel.reclaim
-        if woken and self.kernel.now_ns < self._nap_until:
-            r.counters["kswapd_low_wmark_hit_quickly"] += 1
+        c = self._reclaim.counters
+        if woken and self._ctx.now_ns() < self._nap_until:
+            c["kswapd_low_wmark_hit_quickly"] += 1
         else:
-            r.counters["kswapd_high_wmark_hit_quickly"] += 1
+            c["kswapd_high_wmark_hit_quickly"] += 1
         self._nap_until = None
 
     def wakeup(self, order=0) -> int:
         """wakeup_kswapd(): unless the zone is balanced for ``order`` (pgdat_balanced:
         free pages above the high watermark and, for order > 0, a free block of that
         order), balance it now.  Returns pages reclaimed."""
-        k = self.kernel
-        if k._zone_balanced(order):
+        self._reclaim.require("kswapd.wakeup")
+        if self._paused or self._ctx.zone_balanced(order):
             return 0
         self._settle_nap(True)
         return self.balance_pgdat(order)
 
     def balance_pgdat(self, order=0) -> int:
-        k = self.kernel
-        r = k.reclaim
+        self._reclaim.require("kswapd.balance_pgdat")
+        ctx = self._ctx
+        r = self._reclaim
+        buddy = ctx.buddy
         r.counters["pageoutrun"] += 1
         self.runs += 1
-        high = k.watermarks["high"]
+        high = ctx.watermarks()["high"]
         if order > PAGE_ALLOC_COSTLY_ORDER:
             # kswapd_shrink_node(): for a costly order kswapd reclaims compact_gap(order)
             # = 2 << order pages beyond the watermark, then balances for order 0 and
             # leaves the huge page to kcompactd (woken as it goes to sleep)
             high += 2 << order
-        k._after_op_settle()
+        ctx.settle()
         st0 = r.core.stats()
-        c0 = k.core.stats()
+        c0 = ctx.core.stats()
         total = 0
         prio = DEF_PRIORITY
-        while prio >= 0 and k.buddy.nr_free_pages < high:
-            nr_to_reclaim = max(high - k.buddy.nr_free_pages, SWAP_CLUSTER_MAX)
-            before = k.buddy.nr_free_pages
+        while prio >= 0 and buddy.nr_free_pages < high:
+            nr_to_reclaim = max(high - buddy.nr_free_pages, SWAP_CLUSTER_MAX)
+            before = buddy.nr_free_pages
             r.core.shrink_lruvec(prio, nr_to_reclaim, True, True, True, True, False)
             r.shrink_slab(prio)
             r._take_flags()
-            got = k.buddy.nr_free_pages - before
+            got = buddy.nr_free_pages - before
             total += max(got, 0)
             if got <= 0:
                 prio -= 1         # "raise priority if ... there was no progress"
         st1 = r.core.stats()
-        c1 = k.core.stats()
-        costs = k.costs
+        c1 = ctx.core.stats()
+        costs = ctx.costs
         self.cpu_ns += ((st1["pgscan_kswapd"] - st0["pgscan_kswapd"]) * costs.scan_pte_ns * 10
                         + (c1["pswpout"] - c0["pswpout"]) * costs.swap_out_page_ns
                         + (st1["x_file_written"] - st0["x_file_written"]) * costs.swap_out_page_ns)
         # kswapd's work is not the faulting task's: do not charge it to the clock
-        k._last_stats = k.core.stats()
-        self._nap_until = k.now_ns + HZ_10_NS
+        ctx.discard_charges()
+        self._nap_until = ctx.now_ns() + HZ_10_NS
         self.last_reclaimed = total
+        ctx.kswapd_sleeping(order)
         for hook in self.after_balance_hooks:
             hook(order, total)
         return total
@@ -378,7 +538,7 @@ class File:
 
     def fsync(self) -> int:
         """Write the dirty pages (all of the page cache's, a simplification)."""
-        return self.cache.kernel.reclaim.flush()
+        return self.cache.reclaim.flush()
 
     def unlink(self) -> int:
         """Delete the file: its cached pages are freed (dirty data discarded)."""
@@ -393,14 +553,16 @@ class File:
 class PageCache:
     """The files of the simulated kernel and their cached pages."""
 
-    def __init__(self, kernel):
-        self.kernel = kernel
-        self.rc = kernel.reclaim.core
+    def __init__(self, reclaim: Reclaim, ctx: ReclaimContext):
+        self.reclaim = reclaim
+        self._ctx = ctx
+        self.rc = reclaim.core
         self.files: dict[str, File] = {}
         self._seed = 0
 
     def create(self, name: str, nbytes: int) -> File:
         """A file of nbytes (rounded up to pages) whose data is on disk, not cached."""
+        self.reclaim.require("page_cache.create")
         if not isinstance(name, str) or not name:
             raise ValueError(f"file name must be a non-empty str, got {name!r}")
         if name in self.files:
@@ -416,22 +578,21 @@ class PageCache:
     def _loop(self, step, start, n, counts_done=False) -> int:
         """Run a core page-cache loop, with direct reclaim and retry when an allocation
         fails; charge file_read_page_ns per miss.  Returns misses (or pages done)."""
-        k = self.kernel
-        r = k.reclaim
+        ctx = self._ctx
+        r = self.reclaim
         total = 0
         pos = start
         while pos < start + n:
             res = step(pos, start + n - pos)
             done, misses = (res, 0) if counts_done else res
             total += done if counts_done else misses
-            k.now_ns += misses * k.costs.file_read_page_ns
+            ctx.charge_ns(misses * ctx.costs.file_read_page_ns)
             pos += done
-            k._after_op()
+            ctx.after_op()
             if pos < start + n and done == 0:
                 r.consume_need()
                 if not r.direct_reclaim():
-                    k.core.count_oom()
-                    from thpbench.kernel import OutOfMemory
+                    ctx.core.count_oom()
                     raise OutOfMemory(-1, pos * PAGE_SIZE, pos - start)
         return total
 
@@ -464,8 +625,9 @@ class SlabCache:
 
     def alloc(self, n=1) -> list[int]:
         """Allocate n objects; returns their handles (pfn * 64 + slot)."""
+        self.slabs.reclaim.require(f"slab[{self.name!r}].alloc")
         out = []
-        rc = self.slabs.kernel.reclaim
+        rc = self.slabs.reclaim
         mt = MIGRATE_RECLAIMABLE if self.reclaimable else MIGRATE_UNMOVABLE
         for _ in range(n):
             if not self.partial:
@@ -473,8 +635,7 @@ class SlabCache:
                 while pfn < 0:
                     rc.consume_need()
                     if not rc.direct_reclaim():
-                        self.slabs.kernel.core.count_oom()
-                        from thpbench.kernel import OutOfMemory
+                        self.slabs.ctx.core.count_oom()
                         raise OutOfMemory(-1, 0, len(out))
                     pfn = rc.core.slab_page_alloc(mt)
                 self.pages[pfn] = list(range(self.per_page - 1, -1, -1))
@@ -488,7 +649,7 @@ class SlabCache:
             if self.reclaimable:
                 self.lru[h] = False
             out.append(h)
-        self.slabs.kernel._after_op()
+        self.slabs.ctx.after_op()
         return out
 
     def touch(self, handles) -> None:
@@ -511,7 +672,7 @@ class SlabCache:
             if len(fl) == self.per_page:
                 del self.pages[pfn]
                 self.partial.pop(pfn, None)
-                self.slabs.kernel.reclaim.core.slab_page_free(pfn)
+                self.slabs.reclaim.core.slab_page_free(pfn)
                 freed += 1
             elif len(fl) == 1:
                 self.partial[pfn] = None
@@ -536,8 +697,9 @@ class SlabCaches:
     reclaimable (SLAB_RECLAIM_ACCOUNT: RECLAIMABLE pageblocks), ``kmalloc-256`` and
     ``kmalloc-1k`` are unmovable."""
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+    def __init__(self, reclaim: Reclaim, ctx: ReclaimContext):
+        self.reclaim = reclaim
+        self.ctx = ctx
         self.caches = {name: SlabCache(self, name, size, rec) for name, size, rec in
                        (("dentry", 192, True), ("inode_cache", 600, True),
                         ("kmalloc-256", 256, False), ("kmalloc-1k", 1024, False))}
@@ -574,67 +736,6 @@ class SlabCaches:
                              for c in self.caches.values()])
 
 
-# ---------------------------------------------------------------------------
-# Kernel entry points (bound onto Kernel by attach)
-# ---------------------------------------------------------------------------
-
-def shrink_node(kernel, nr_to_reclaim, *, may_swap=True, may_writepage=True, order=0) -> int:
-    """Reclaim ``nr_to_reclaim`` pages from the node (direct reclaim at our level):
-    the priority loop over the LRU lists and the slab shrinkers.  ``order`` is accepted
-    for the allocator's slow path; reclaim itself is order-blind (as the classic LRU
-    is: compaction makes the contiguity), except that for a costly order (> 3) the loop
-    stops at compaction_ready().  Returns pages reclaimed."""
-    if isinstance(nr_to_reclaim, bool) or not isinstance(nr_to_reclaim, (int, np.integer)) or nr_to_reclaim < 0:
-        raise ValueError(f"nr_to_reclaim {nr_to_reclaim!r} must be a non-negative integer")
-    if not isinstance(order, int) or not 0 <= order <= kernel.buddy.max_order:
-        raise ValueError(f"order {order!r} must be in 0..{kernel.buddy.max_order}")
-    kernel._after_op_settle()
-    n = kernel.reclaim.do_try_to_free_pages(int(nr_to_reclaim), may_swap=may_swap, may_writepage=may_writepage,
-                                            order=order)
-    kernel._after_op()
-    return n
-
-
-def shrink_all_memory(kernel, nr_pages) -> int:
-    """mm/vmscan.c: shrink_all_memory() (CONFIG_HIBERNATION): do_try_to_free_pages with
-    may_writepage, may_unmap, may_swap and hibernation_mode set; the LRU order gives the
-    preferred order "inactive > active > active referenced > active mapped".  Returns
-    pages freed (measured at the buddy allocator)."""
-    if isinstance(nr_pages, bool) or not isinstance(nr_pages, (int, np.integer)) or nr_pages < 0:
-        raise ValueError(f"nr_pages {nr_pages!r} must be a non-negative integer")
-    k = kernel
-    k._after_op_settle()
-    before = k.buddy.nr_free_pages
-    k.reclaim.do_try_to_free_pages(int(nr_pages), hibernation_mode=True)
-    k._after_op()
-    return max(k.buddy.nr_free_pages - before, 0)
-
-
-def drop_caches(kernel, mode) -> dict:
-    """``echo mode > /proc/sys/vm/drop_caches``: 1 page cache (clean, unmapped pages),
-    2 reclaimable slab objects, 3 both.  Returns pages freed by each."""
-    if mode not in (1, 2, 3):
-        raise ValueError(f"drop_caches takes 1, 2 or 3, got {mode!r}")
-    r = kernel.reclaim
-    out = {"pagecache": 0, "slab": 0}
-    if mode & 1:
-        out["pagecache"] = r.core.drop_pagecache()
-        r.counters["drop_pagecache"] += 1
-    if mode & 2:
-        out["slab"] = kernel.slab.drop_slab()
-        r.counters["drop_slab"] += 1
-    kernel._after_op()
-    return out
-
-
-def attach(kernel) -> None:
-    """Give a Kernel its reclaim state, kswapd, page cache and slab caches."""
-    kernel.reclaim = Reclaim(kernel)
-    kernel.kswapd = Kswapd(kernel)
-    kernel.page_cache = PageCache(kernel)
-    kernel.slab = SlabCaches(kernel)
-
-
 def reclaim_cost_ns(costs, d: dict) -> float:
     """Simulated time of reclaim from counter deltas: a page scanned costs ~10 PTE reads
     (an rmap walk), a write to swap or disk swap_out_page_ns."""
@@ -642,131 +743,14 @@ def reclaim_cost_ns(costs, d: dict) -> float:
             + d.get("pswpout", 0) * costs.swap_out_page_ns + d.get("x_file_written", 0) * costs.swap_out_page_ns)
 
 
-# ---------------------------------------------------------------------------
-# Workloads: page cache and slab pressure
-# ---------------------------------------------------------------------------
-
-MiB = 1 << 20
-
-
-def _row(k, **extra) -> dict:
-    vs = k.vmstat()
-    mi = k.meminfo()
-    return {"t_ns": k.now_ns, **extra,
-            "free_mib": k.buddy.nr_free_pages * PAGE_SIZE / MiB,
-            "cached_mib": mi["Cached"] / 1024, "anon_mib": mi["AnonPages"] / 1024,
-            "anon_huge_mib": mi["AnonHugePages"] / 1024,
-            "slab_reclaimable_mib": mi["SReclaimable"] / 1024, "slab_unreclaimable_mib": mi["SUnreclaim"] / 1024,
-            "slab_pageblocks": len({p >> k.buddy.pageblock_order for p in k.slab.all_pages()}),
-            **{c: vs[c] for c in ("thp_fault_alloc", "thp_fault_fallback", "pgscan_kswapd", "pgscan_direct",
-                                  "pgsteal_kswapd", "pgsteal_direct", "pswpout", "allocstall_normal",
-                                  "workingset_refault_file", "slabs_scanned", "nr_free_pages")}}
+# The reclaim workloads moved to thpbench.kernel.reclaim_workloads (they build a Kernel,
+# and the kernel builds reclaim: importing them here would be an import cycle).  The old
+# names still resolve, lazily.
+_MOVED = {"kernel_build_mix", "kivity_sort"}
 
 
-def kernel_build_mix(k, *, jobs=40, seed=0, anon_mib=(4, 32), headers=200, header_kib=(8, 64),
-                     source_kib=(8, 96), headers_per_job=30, job_ns=50_000_000,
-                     keep_unmovable=0.1, unlink_objects=0.3, negative_dentries=(100, 400)) -> pd.DataFrame:
-    """A kernel-build-like mix on Kernel ``k``: each job (a compiler process) maps and
-    touches short-lived anon memory, reads its source file and a set of shared headers
-    through the page cache (dentry + inode objects for every new file, lookups of the
-    cached ones), kmallocs unmovable objects (``keep_unmovable`` of them outlive the job:
-    the long-lived ones that pin pageblocks), writes its object file (dirty page cache)
-    and exits; some object files are later unlinked.  The include-path search leaves
-    ``negative_dentries`` (a range per job) in the dcache: reclaimable slab that grows
-    until the shrinker trims it, page by partly-freed page.  Returns one row per job."""
-    rng = np.random.default_rng(seed)
-    pc, slab = k.page_cache, k.slab
-    state = getattr(k, "_kbuild", None)
-    if state is None:
-        state = k._kbuild = {"headers": [], "n": 0, "objects": [], "dentries": {}}
-        for i in range(headers):
-            f = pc.create(f"include/h{i}.h", int(rng.integers(*header_kib)) * 1024)
-            state["headers"].append(f)
-            state["dentries"][f.name] = slab["dentry"].alloc(1) + slab["inode_cache"].alloc(1)
-    rows = []
-    for _ in range(jobs):
-        j = state["n"]
-        state["n"] += 1
-        p = k.spawn()
-        size = int(rng.integers(*anon_mib)) * MiB
-        a = p.mmap(size)
-        p.touch_range(a, size)
-        src = pc.create(f"src/f{j}.c", int(rng.integers(*source_kib)) * 1024)
-        # path walk: a dentry per component, an inode per file (d_alloc, alloc_inode)
-        state["dentries"][src.name] = slab["dentry"].alloc(3) + slab["inode_cache"].alloc(1)
-        src.read()
-        for h in rng.choice(len(state["headers"]), size=min(headers_per_job, len(state["headers"])), replace=False):
-            f = state["headers"][int(h)]
-            handles = state["dentries"].get(f.name)
-            if handles and all(x in slab["dentry"].live or x in slab["inode_cache"].live for x in handles):
-                slab["dentry"].touch(handles)                  # dcache hit
-            else:
-                state["dentries"][f.name] = slab["dentry"].alloc(1) + slab["inode_cache"].alloc(1)
-            f.read()
-        slab["dentry"].alloc(int(rng.integers(*negative_dentries)))     # failed lookups: negative dentries
-        km = slab["kmalloc-256"].alloc(int(rng.integers(50, 400)))
-        keep = int(len(km) * keep_unmovable)
-        slab["kmalloc-256"].free(km[keep:])
-        obj = pc.create(f"obj/f{j}.o", max(src.nr_pages * 2, 1) * PAGE_SIZE)
-        obj.write(0, rng.integers(1, 2**62, size=obj.nr_pages, dtype=np.uint64))
-        state["dentries"][obj.name] = slab["dentry"].alloc(1) + slab["inode_cache"].alloc(1)
-        state["objects"].append(obj)
-        p.exit()
-        if state["objects"] and rng.random() < unlink_objects:
-            victim = state["objects"].pop(int(rng.integers(len(state["objects"]))))
-            victim.unlink()
-        k.advance(job_ns)
-        rows.append(_row(k, job=j, phase="kbuild"))
-    return pd.DataFrame(rows)
-
-
-def kivity_sort(*, mem_bytes=2 << 30, file_bytes=1 << 30, sort_bytes=1200 * MiB, chunk_bytes=32 * MiB,
-                thp=None, aged=False, aging_jobs=60, cached_input=True, seed=0, kernel=None):
-    """Avi Kivity's April 2010 experiment (anchors A0): ``sort -S 1200M`` of a 1 GB file
-    on a 2 GB machine.  sort reads the file through the page cache into a 1200 MB anon
-    buffer (THP allowed), sorts it in place and writes a 1 GB output file.  The page
-    cache competes with the buffer for memory; huge pages need free 2 MiB blocks.
-    ``aged`` first runs :func:`kernel_build_mix` (``aging_jobs`` jobs) so the machine is
-    not "directly after a clean reboot"; ``cached_input`` means the input was just
-    generated (written, then flushed), so its pages fill the page cache when sort starts.  Returns (kernel, DataFrame of samples: phase,
-    MiB read/written, anon_huge_mib, cached_mib, free_mib, counters)."""
-    k = kernel
-    if k is None:
-        from thpbench.kernel import Kernel
-        k = Kernel(mem_bytes, thp=thp or {"enabled": "always"})
-    rows = []
-    if aged:
-        kernel_build_mix(k, jobs=aging_jobs, seed=seed)
-        rows.append(_row(k, phase="aged", mib=0))
-    inp = k.page_cache.create(f"sort.in.{seed}", file_bytes)
-    out = k.page_cache.create(f"sort.out.{seed}", file_bytes)
-    rng = np.random.default_rng(seed)
-    if cached_input:
-        for off in range(0, file_bytes, chunk_bytes):
-            n = min(chunk_bytes, file_bytes - off)
-            inp.write(off, rng.integers(1, 2**62, size=n // PAGE_SIZE, dtype=np.uint64))
-        inp.fsync()
-        rows.append(_row(k, phase="generated", mib=file_bytes / MiB))
-    p = k.spawn()
-    buf = p.mmap(sort_bytes)
-    done = 0
-    while done < file_bytes:
-        n = min(chunk_bytes, file_bytes - done)
-        inp.read(done, n)                                  # read(2) into the page cache...
-        if done < sort_bytes:
-            m = min(n, sort_bytes - done)
-            p.touch_range(buf + done, m)                   # ...and copied into sort's buffer
-        done += n
-        rows.append(_row(k, phase="read", mib=done / MiB))
-    used = min(file_bytes, sort_bytes)
-    p.touch_range(buf, used)                               # the sort: every page rewritten
-    rows.append(_row(k, phase="sort", mib=used / MiB))
-    done = 0
-    while done < file_bytes:
-        n = min(chunk_bytes, file_bytes - done)
-        out.write(done, rng.integers(1, 2**62, size=n // PAGE_SIZE, dtype=np.uint64))
-        done += n
-        rows.append(_row(k, phase="write", mib=done / MiB))
-    k.advance(10_000_000_000)                              # 10 s: khugepaged may collapse
-    rows.append(_row(k, phase="after 10 s", mib=0))
-    return k, pd.DataFrame(rows)
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+        return getattr(importlib.import_module("thpbench.kernel.reclaim_workloads"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

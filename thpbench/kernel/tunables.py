@@ -246,6 +246,10 @@ _RULE_NAMES = {"streq": "sysfs_streq", "kstrtobool": "kstrtobool", "kstrtouint":
                "kstrtoul": "kstrtoul"}
 
 
+#: the THP sysfs files the simulator models: name -> (default, kind) (read-only for users)
+SYSFS_SPEC = _SYSFS_SPEC
+
+
 class _Knobs:
     """A directory of kernel tunables read and written as text by path (sysfs, sysctl):
     the path handling, integer parsing and the membership tests both trees share."""
@@ -381,7 +385,7 @@ class ThpSysfs(_Knobs):
             raise PermissionError(f"{key} is read-only")
         self._v[key] = self._parse_sysfs(key, value, self._v[key])
         if self._ready:
-            self._k._apply_policy()
+            self._k.apply_policy()
 
 
     def values(self) -> dict:
@@ -476,7 +480,7 @@ class VmSysctl(_Knobs):
             return
         self._v[key] = self._parse_sysctl(key, value, self._v[key], lo, hi)
         if self._ready:
-            self._k._apply_policy()
+            self._k.apply_policy()
 
 
     def values(self) -> dict:

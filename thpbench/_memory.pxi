@@ -1,21 +1,25 @@
-# Page tables, reverse map, per-page content and the THP state machines
-# (mm/memory.c, mm/huge_memory.c, mm/khugepaged.c, mm/rmap.c), included by _core.pyx.
+# MMCore: page tables, the fault path, the mm lifecycle, fork, zap / mprotect / mremap
+# and swap (mm/memory.c, mm/mmap.c, mm/mprotect.c, mm/mremap.c, kernel/fork.c,
+# mm/swapfile.c), included by _core.pyx.  The reverse map, the THP paths and
+# khugepaged's scan and collapse are free functions of MMCore's state in _rmap.pxi,
+# _huge_memory.pxi and _khugepaged.pxi (declared in _core.pxd); the methods below that
+# Python calls for them are thin wrappers.
 #
 # MMCore holds, for one zone (a BuddyAllocator), every process's page tables, the
 # per-frame struct-page fields the THP code reads (mapcounts, the folio's deferred-split
 # state, the page's content), a swap area and the event log the TLB model consumes.
 # Policy (sysfs tunables, watermarks, khugepaged's scheduling, VMA bookkeeping) lives
-# in thpbench/mm.py and arrives here as plain fields; every method below assumes its
+# in thpbench/kernel/ and arrives here as plain fields; every method below assumes its
 # arguments were validated there.
 #
 # Simplifications, also stated in Kernel's docstring:
 # * anonymous private memory only; order-0 or PMD-order (9) folios at fault (no mTHP);
-# * refcount == mapcount except for pins (pincount, _mm_compaction.pxi); no swap cache
+# * refcount == mapcount except for pins (pincount, _migrate.pxi); no swap cache
 #   (a swapped-in page is a private copy);
 # * "shared" means mapped more than once (page_mapcount() > 1, the pre-6.15 rule);
 # * direct reclaim inside the allocator is shrink_slab() of the deferred-split shrinker
 #   (or the kernel's hook); the slow path with direct compaction is in
-#   _mm_compaction.pxi.  LRU reclaim lives in _reclaim.pxi / reclaim.py: with a
+#   _page_alloc.pxi.  LRU reclaim lives in _vmscan.pxi / kernel/reclaim.py: with a
 #   ReclaimCore attached (self.lru), an allocation below the low watermark sets
 #   lru.kswapd_wake (bulk loops pause so that kswapd runs), and a failed order-0
 #   allocation sets lru.need_reclaim: the Python caller reclaims and retries.  An
@@ -25,51 +29,8 @@
 
 from libc.stdlib cimport malloc, calloc, realloc, free as c_free
 from libc.string cimport memset, memcpy
+import numpy as np
 
-cdef enum:
-    # vmstat counters (their names: MM_STAT_NAMES, same order)
-    S_THP_FAULT_ALLOC = 0
-    S_THP_FAULT_FALLBACK
-    S_THP_FAULT_FALLBACK_CHARGE
-    S_THP_COLLAPSE_ALLOC
-    S_THP_COLLAPSE_ALLOC_FAILED
-    S_THP_SPLIT_PAGE
-    S_THP_SPLIT_PAGE_FAILED
-    S_THP_DEFERRED_SPLIT_PAGE
-    S_THP_UNDERUSED_SPLIT_PAGE
-    S_THP_SPLIT_PMD
-    S_THP_SCAN_EXCEED_NONE_PTE
-    S_THP_SCAN_EXCEED_SWAP_PTE
-    S_THP_SCAN_EXCEED_SHARE_PTE
-    S_THP_ZERO_PAGE_ALLOC
-    S_THP_ZERO_PAGE_ALLOC_FAILED
-    S_THP_SWPOUT
-    S_THP_SWPOUT_FALLBACK
-    S_PGFAULT
-    S_PGMAJFAULT
-    S_PSWPIN
-    S_PSWPOUT
-    S_OOM_KILL
-    S_NR_ANON_THPS            # gauge: PMD-mapped anon THPs (NR_ANON_THPS)
-    S_NR_ANON_PAGES           # gauge: pages of anon folios
-    S_NR_PAGETABLE            # gauge: PTE-table pages (in use or deposited)
-    # model-internal event counts (cost accounting, benchmarks)
-    S_FAULT_PAGES             # order-0 anon pages allocated by faults (zeroed)
-    S_COW_COPIES
-    S_COLLAPSE_COPIED         # pages copied or cleared by collapse
-    S_PTES_SCANNED            # PTEs examined by hpage_collapse_scan_pmd
-    S_SHRINKER_RUNS
-    S_PGMIGRATE_SUCCESS       # pages migrated (pgmigrate_success)
-    S_THP_MIGRATION_SUCCESS
-    # compaction in the simulated kernel (_mm_compaction.pxi)
-    S_THP_MIGRATION_FAIL
-    S_THP_MIGRATION_SPLIT
-    S_MIGRATION_SPLIT         # large folios of any order split for migration (model-internal)
-    S_DIRECT_COMPACT_SCANNED  # pfns the scanners of direct compaction looked at (cost accounting)
-    S_DIRECT_COMPACT_MIGRATED # pages direct compaction migrated
-    S_DIRECT_COMPACT_FAILED   # pages direct compaction failed to migrate
-    S_KSWAPD_WAKE             # wakeup_kswapd() calls of the allocator slow path
-    S_NR_STATS
 
 MM_STAT_NAMES = ("thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
                  "thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_split_page",
@@ -120,6 +81,7 @@ cdef enum:
     EV_COW = 5
     EV_SWAPOUT = 6
     EV_THP_FAULT = 7          # a PMD was installed at fault (no flush needed; informative)
+    EV_NR
 
 MM_EVENT_NAMES = ("collapse", "split_pmd", "zap", "mprotect", "migrate", "cow", "swapout", "thp_fault")
 
@@ -134,47 +96,8 @@ cdef enum:
     DEFRAG_MADVISE = 3
     DEFRAG_NEVER = 4
 
-DEF HPAGE_PMD_NR = 512
-DEF HPAGE_PMD_ORDER = 9
 
 
-cdef inline int64_t ent_payload(uint64_t e) noexcept nogil:
-    return <int64_t>(e >> E_SHIFT)
-
-cdef inline uint64_t mk_ent(int64_t payload, uint64_t bits) noexcept nogil:
-    return ((<uint64_t>payload) << E_SHIFT) | bits
-
-
-cdef int zone_take_block(Zone *z, pfn_t pfn, int order) noexcept nogil:
-    """Take the order-``order`` block at pfn out of the free block that contains it
-    (compaction's isolate_freepages_block + split_free_page): the rest of the free
-    block goes back on the free lists.  A new primitive on the buddy Zone, kept here
-    so that _buddy.pxi is unchanged.  0, or -1 if no free block covers it."""
-    cdef pfn_t h, cur, half
-    cdef int o, co, mt
-    if pfn < 0 or pfn >= z.nr_pages or order < 0 or order > z.max_order or (pfn & (((<pfn_t>1) << order) - 1)):
-        return -1
-    h = find_head(z, pfn)
-    if h < 0 or not (z.frame[h].flags & FRAME_BUDDY) or z.frame[h].order < order:
-        return -1
-    o = z.frame[h].order
-    mt = frame_mt(z, h)
-    del_from_free_list(z, h, o, mt)
-    cur = h
-    co = o
-    while co > order:
-        co -= 1
-        half = cur + ((<pfn_t>1) << co)
-        if pfn >= half:
-            add_to_free_list(z, cur, co, mt, False)
-            cur = half
-        else:
-            add_to_free_list(z, half, co, mt, False)
-    z.frame[cur].flags = FRAME_ALLOC | (MIGRATE_MOVABLE << FRAME_MT_SHIFT)
-    z.frame[cur].order = order
-    z.nr_free_pages -= (<pfn_t>1) << order
-    z.nr_alloc += 1
-    return 0
 
 
 cdef class MMCore:
@@ -294,7 +217,7 @@ cdef class MMCore:
         self.wmark_min = wmark_min
 
     def count_oom(self):
-        """Count an OOM kill (oom_kill) that reclaim.py decided after direct reclaim failed."""
+        """Count an OOM kill (oom_kill) that kernel/reclaim.py decided after direct reclaim failed."""
         self.stat[S_OOM_KILL] += 1
 
     def stats(self):
@@ -316,7 +239,7 @@ cdef class MMCore:
     cdef pfn_t alloc_pages(self, int order, int mt, int gfp) noexcept nogil:
         """__alloc_pages: the fast path (get_page_from_freelist at the low watermark,
         __zone_watermark_ok, then the buddy lists); on failure the slow path of
-        _mm_compaction.pxi (__alloc_pages_slowpath: wake kswapd, the min watermark,
+        _page_alloc.pxi (__alloc_pages_slowpath: wake kswapd, the min watermark,
         direct compaction, direct reclaim) as far as the gfp bits (GFP_* in _core.pxd) allow."""
         cdef pfn_t pfn
         self.ac_stalls = 0
@@ -325,7 +248,7 @@ cdef class MMCore:
         self.ac_failed = 0
         self.ac_result = -1
         if self.lru != NULL and self.z.nr_free_pages - ((<int64_t>1) << order) < self.lru.wmark_low:
-            # reclaim: the low watermark failed: wake_all_kswapds() (kswapd runs in reclaim.py)
+            # reclaim: the low watermark failed: wake_all_kswapds() (kswapd runs in kernel/reclaim.py)
             self.lru.kswapd_wake = 1
             if order > self.lru.kswapd_order:
                 self.lru.kswapd_order = order
@@ -336,7 +259,7 @@ cdef class MMCore:
             return pfn
         pfn = mm_alloc_slowpath(self, order, mt, gfp)
         if pfn < 0 and self.lru != NULL and order == 0 and (gfp & GFP_DIRECT_RECLAIM):
-            # reclaim: the caller (thpbench/reclaim.py) runs LRU direct reclaim and retries
+            # reclaim: the caller (thpbench/kernel/reclaim.py) runs LRU direct reclaim and retries
             self.lru.need_reclaim = 1
         return pfn
 
@@ -407,112 +330,6 @@ cdef class MMCore:
             self.swap_nfree += 1
 
     # ------------------------------------------------------------------ folios
-    cdef pfn_t head_of(self, pfn_t pfn) noexcept nogil:
-        return find_head(self.z, pfn)
-
-    cdef void new_folio(self, pfn_t head, int order, int32_t fam, int64_t vpn, bint zero=True) noexcept nogil:
-        cdef int64_t i, nr = (<int64_t>1) << order
-        for i in range(nr):
-            if zero:
-                self.content[head + i] = 0          # __GFP_ZERO / clear_huge_page
-            self.pmapcount[head + i] = 0
-            self.rmap_fam[head + i] = fam
-            self.rmap_vpn[head + i] = vpn + i
-        self.fmap[head] = 0
-        self.emap[head] = 0
-        self.pflags[head] = PF_ANON
-        self.stat[S_NR_ANON_PAGES] += nr
-        if self.lru != NULL:
-            # reclaim: folio_add_lru_vma(): new anon folios start on the inactive list (5.9+)
-            lru_add(self.lru, head, nr, LRU_INACTIVE_ANON, False)
-
-    cdef void dq_add(self, pfn_t head) noexcept nogil:
-        if self.pflags[head] & PF_DEFERRED:
-            return
-        self.pflags[head] |= PF_DEFERRED
-        self.dq_prev[head] = <int32_t>self.dq_tail
-        self.dq_next[head] = -1
-        if self.dq_tail >= 0:
-            self.dq_next[self.dq_tail] = <int32_t>head
-        else:
-            self.dq_head = head
-        self.dq_tail = head
-        self.dq_len += 1
-
-    cdef void dq_del(self, pfn_t head) noexcept nogil:
-        cdef int32_t p, n
-        if not (self.pflags[head] & PF_DEFERRED):
-            return
-        p = self.dq_prev[head]
-        n = self.dq_next[head]
-        if p >= 0:
-            self.dq_next[p] = n
-        else:
-            self.dq_head = n
-        if n >= 0:
-            self.dq_prev[n] = p
-        else:
-            self.dq_tail = p
-        self.pflags[head] &= ~PF_DEFERRED
-        self.dq_len -= 1
-
-    cdef void deferred_split_folio(self, pfn_t head, bint partially_mapped) noexcept nogil:
-        # mm/huge_memory.c: deferred_split_folio()
-        if self.z.frame[head].order <= 1:
-            return
-        if partially_mapped:
-            if not (self.pflags[head] & PF_PARTIAL):
-                self.pflags[head] |= PF_PARTIAL
-                if self.z.frame[head].order == HPAGE_PMD_ORDER:
-                    self.stat[S_THP_DEFERRED_SPLIT_PAGE] += 1
-        elif not self.shrink_underused:
-            return
-        self.dq_add(head)
-
-    cdef void free_folio(self, pfn_t head) noexcept nogil:
-        cdef int order = self.z.frame[head].order
-        # a pin does not outlive the folio here (no refcount apart from the mapcount)
-        memset(&self.pincount[head], 0, ((<size_t>1) << order) * sizeof(int32_t))
-        self.dq_del(head)
-        if self.lru != NULL:
-            lru_del(self.lru, head, (<int64_t>1) << order)      # reclaim: off its LRU list
-        self.pflags[head] = 0
-        self.stat[S_NR_ANON_PAGES] -= (<int64_t>1) << order
-        zone_free(self.z, head, order)
-
-    cdef void map_pte(self, pfn_t pfn, int32_t fam, int64_t vpn) noexcept nogil:
-        cdef pfn_t head = self.head_of(pfn)
-        self.pmapcount[pfn] += 1
-        self.fmap[head] += 1
-        self.rmap_fam[pfn] = fam
-        self.rmap_vpn[pfn] = vpn
-
-    cdef void unmap_pte(self, pfn_t pfn) noexcept nogil:
-        # folio_remove_rmap_pte(): free the folio with its last mapping, queue a
-        # large folio that became partially mapped for deferred split
-        cdef pfn_t head = self.head_of(pfn)
-        self.pmapcount[pfn] -= 1
-        self.fmap[head] -= 1
-        if self.fmap[head] == 0:
-            self.free_folio(head)
-        elif self.z.frame[head].order > 0 and self.pmapcount[pfn] == 0 and self.emap[head] == 0:
-            self.deferred_split_folio(head, True)
-
-    cdef void unmap_pmd(self, pfn_t head) noexcept nogil:
-        # folio_remove_rmap_pmd()
-        cdef int64_t i
-        self.emap[head] -= 1
-        self.fmap[head] -= 1
-        if self.emap[head] == 0:
-            self.stat[S_NR_ANON_THPS] -= 1
-        if self.fmap[head] == 0:
-            self.free_folio(head)
-        elif self.emap[head] == 0:
-            for i in range(HPAGE_PMD_NR):
-                if self.pmapcount[head + i] == 0:
-                    self.deferred_split_folio(head, True)
-                    break
-
     # ------------------------------------------------------------------ page-table walks
     cdef uint64_t *pte_ptr(self, MMStruct *mm, int64_t vpn) noexcept nogil:
         cdef uint64_t pmd = mm.pmd[vpn >> 9]
@@ -579,63 +396,9 @@ cdef class MMCore:
         return self.mms[mmid].rss_anon, self.mms[mmid].nr_swap
 
     # ------------------------------------------------------------------ THP policy
-    cdef bint thp_fault_allowed(self, uint32_t vmflags) noexcept nogil:
-        # __thp_vma_allowable_orders() for a fault: sysfs "enabled" and VM_(NO)HUGEPAGE
-        if vmflags & VM_NOHUGEPAGE:
-            return False
-        if self.thp_enabled == THP_ALWAYS:
-            return True
-        return self.thp_enabled == THP_MADVISE and (vmflags & VM_HUGEPAGE) != 0
-
-    cdef int thp_gfp(self, uint32_t vmflags) noexcept nogil:
-        # mm/huge_memory.c: vma_thp_gfp_mask(), the reclaim bits of this fault's THP
-        # allocation (GFP_TRANSHUGE_LIGHT carries none; GFP_TRANSHUGE adds direct reclaim)
-        cdef int d = self.thp_defrag
-        cdef bint madvised = (vmflags & VM_HUGEPAGE) != 0
-        if d == DEFRAG_ALWAYS:          # "Always do synchronous compaction"
-            return GFP_DIRECT_RECLAIM | (0 if madvised else GFP_NORETRY)
-        if d == DEFRAG_DEFER:           # "Kick kcompactd and fail quickly"
-            return GFP_KSWAPD_RECLAIM
-        if d == DEFRAG_DEFER_MADVISE:   # "Synchronous compaction if madvised, otherwise kick kcompactd"
-            return GFP_DIRECT_RECLAIM if madvised else GFP_KSWAPD_RECLAIM
-        if d == DEFRAG_MADVISE:         # "Only do synchronous compaction if madvised"
-            return GFP_DIRECT_RECLAIM if madvised else 0
-        return 0
-
     # ------------------------------------------------------------------ split_huge_pmd
-    cdef void split_huge_pmd_c(self, int mmid, int64_t pi) noexcept nogil:
-        # __split_huge_pmd_locked(): remap a PMD-mapped folio (or the huge zero
-        # folio) with the deposited PTE table; the folio stays whole
-        cdef MMStruct *mm = &self.mms[mmid]
-        cdef uint64_t pmd = mm.pmd[pi]
-        cdef int64_t slot, i
-        cdef uint64_t bits
-        cdef uint64_t *t
-        cdef pfn_t head
-        if not (pmd & E_HUGE):
-            return
-        slot = mm.deposit[pi]
-        mm.deposit[pi] = -1
-        t = &self.pt[slot * HPAGE_PMD_NR]
-        bits = pmd & (E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
-        self.stat[S_THP_SPLIT_PMD] += 1
-        if pmd & E_ZERO:
-            for i in range(HPAGE_PMD_NR):
-                t[i] = E_PRESENT | E_ZERO | (bits & E_YOUNG)
-        else:
-            head = ent_payload(pmd)
-            for i in range(HPAGE_PMD_NR):
-                t[i] = mk_ent(head + i, bits)
-                self.pmapcount[head + i] += 1
-            self.fmap[head] += HPAGE_PMD_NR - 1
-            self.emap[head] -= 1
-            if self.emap[head] == 0:
-                self.stat[S_NR_ANON_THPS] -= 1
-        mm.pmd[pi] = mk_ent(slot, E_TABLE)
-        self.log(EV_SPLIT_PMD, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
-
     def split_huge_pmd(self, int mmid, int64_t vpn):
-        self.split_huge_pmd_c(mmid, vpn >> 9)
+        split_huge_pmd_c(self, mmid, vpn >> 9)
 
     # ------------------------------------------------------------------ zap (munmap, DONTNEED)
     cdef void zap_c(self, int mmid, int64_t s, int64_t e, bint free_tables) noexcept nogil:
@@ -662,9 +425,9 @@ cdef class MMCore:
                     self.free_pt(slot)
                     if not (pmd & E_ZERO):
                         mm.rss_anon -= HPAGE_PMD_NR
-                        self.unmap_pmd(ent_payload(pmd))
+                        unmap_pmd(self, ent_payload(pmd))
                     continue
-                self.split_huge_pmd_c(mmid, pi)
+                split_huge_pmd_c(self, mmid, pi)
                 pmd = mm.pmd[pi]
             t = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR]
             for v in range(max(a, s), min(b, e)):
@@ -677,7 +440,7 @@ cdef class MMCore:
                     mm.nr_swap -= 1
                 elif not (ent & E_ZERO):
                     mm.rss_anon -= 1
-                    self.unmap_pte(ent_payload(ent))
+                    unmap_pte(self, ent_payload(ent))
             if free_tables:
                 any_left = False
                 for v in range(HPAGE_PMD_NR):
@@ -711,7 +474,7 @@ cdef class MMCore:
                     if not writable:
                         mm.pmd[pi] = pmd & ~(<uint64_t>E_WRITE)
                     continue
-                self.split_huge_pmd_c(mmid, pi)
+                split_huge_pmd_c(self, mmid, pi)
                 pmd = mm.pmd[pi]
             if not writable:
                 t = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR]
@@ -734,86 +497,6 @@ cdef class MMCore:
                     p[0] &= ~(<uint64_t>E_YOUNG)
 
     # ------------------------------------------------------------------ fault path
-    cdef int huge_pmd_anonymous_page(self, int mmid, int64_t pi, uint32_t vmflags, bint write) noexcept nogil:
-        # do_huge_pmd_anonymous_page()
-        cdef MMStruct *mm = &self.mms[mmid]
-        cdef int64_t slot
-        cdef pfn_t head
-        if not write and self.use_zero_page:
-            if self.hzp < 0:
-                # get_huge_zero_folio(): allocated on first use, never freed here
-                head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_UNMOVABLE, GFP_DIRECT_RECLAIM)
-                if head < 0:
-                    self.stat[S_THP_ZERO_PAGE_ALLOC_FAILED] += 1
-                else:
-                    self.stat[S_THP_ZERO_PAGE_ALLOC] += 1
-                    self.hzp = head
-                    memset(&self.content[head], 0, HPAGE_PMD_NR * sizeof(uint64_t))
-                    self.pflags[head] = PF_HUGE_ZERO
-            if self.hzp >= 0:
-                slot = self.alloc_pt()
-                if slot < 0:
-                    return F_OOM
-                mm.deposit[pi] = <int32_t>slot
-                mm.pmd[pi] = mk_ent(self.hzp, E_PRESENT | E_HUGE | E_ZERO | E_YOUNG)
-                return F_OK
-        head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.thp_gfp(vmflags))
-        mm_log_thp_fault(self, mmid, pi, head >= 0)
-        if head < 0:
-            self.stat[S_THP_FAULT_FALLBACK] += 1
-            return F_FALLBACK
-        slot = self.alloc_pt()
-        if slot < 0:
-            zone_free(self.z, head, HPAGE_PMD_ORDER)
-            return F_OOM
-        self.install_thp(mmid, pi, head, slot, vmflags, write)
-        self.stat[S_THP_FAULT_ALLOC] += 1
-        self.log(EV_THP_FAULT, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
-        return F_OK
-
-    cdef void install_thp(self, int mmid, int64_t pi, pfn_t head, int64_t slot, uint32_t vmflags,
-                          bint dirty) noexcept nogil:
-        # map_anon_folio_pmd(): a fresh zeroed folio behind a huge PMD
-        cdef MMStruct *mm = &self.mms[mmid]
-        cdef uint64_t bits = E_PRESENT | E_HUGE | E_YOUNG
-        self.new_folio(head, HPAGE_PMD_ORDER, mm.family, pi * HPAGE_PMD_NR)
-        self.emap[head] = 1
-        self.fmap[head] = 1
-        self.stat[S_NR_ANON_THPS] += 1
-        if vmflags & VM_WRITE:
-            bits |= E_WRITE
-        if dirty:
-            bits |= E_DIRTY
-        mm.deposit[pi] = <int32_t>slot
-        mm.pmd[pi] = mk_ent(head, bits)
-        mm.rss_anon += HPAGE_PMD_NR
-        self.deferred_split_folio(head, False)
-
-    cdef bint folio_exclusive(self, int mmid, pfn_t head) noexcept nogil:
-        """Are all mappings of the folio in this mm? (wp_can_reuse_anon_folio)"""
-        cdef MMStruct *mm = &self.mms[mmid]
-        cdef int64_t nr = (<int64_t>1) << self.z.frame[head].order, i, n = 0, vpn
-        cdef uint64_t *p
-        cdef uint64_t pmd
-        if nr == 1:
-            return self.fmap[head] == 1
-        # count this mm's mappings of the folio at the pages' rmap addresses
-        for i in range(nr):
-            if self.pmapcount[head + i] == 0:
-                continue
-            vpn = self.rmap_vpn[head + i]
-            if vpn < 0 or vpn >= mm.nr_pmds * HPAGE_PMD_NR:
-                continue
-            p = self.pte_ptr(mm, vpn)
-            if p != NULL and (p[0] & E_PRESENT) and not (p[0] & E_ZERO) and ent_payload(p[0]) == head + i:
-                n += 1
-        if self.emap[head] > 0:
-            vpn = self.rmap_vpn[head]
-            pmd = mm.pmd[vpn >> 9]
-            if (pmd & E_HUGE) and ent_payload(pmd) == head:
-                n += 1
-        return n == self.fmap[head]
-
     cdef int fault_c(self, int mmid, int64_t vpn, bint write, uint64_t value) noexcept nogil:
         # handle_mm_fault() -> __handle_mm_fault() -> create_huge_pmd() / handle_pte_fault()
         cdef MMStruct *mm = &self.mms[mmid]
@@ -832,10 +515,10 @@ cdef class MMCore:
         pmd = mm.pmd[pi]
         if pmd == 0:
             first = pi * HPAGE_PMD_NR
-            if (self.thp_fault_allowed(fl) and first >= mm.vma_start[vi]
+            if (thp_fault_allowed(self, fl) and first >= mm.vma_start[vi]
                     and first + HPAGE_PMD_NR <= mm.vma_end[vi]):
                 self.stat[S_PGFAULT] += 1
-                r = self.huge_pmd_anonymous_page(mmid, pi, fl, write)
+                r = huge_pmd_anonymous_page(self, mmid, pi, fl, write)
                 if r == F_OOM:
                     return r
                 pmd = mm.pmd[pi]
@@ -856,17 +539,17 @@ cdef class MMCore:
             if pmd & E_ZERO:
                 # do_huge_zero_wp_pmd(): replace with a fresh THP, else split and CoW a page
                 self.stat[S_PGFAULT] += 1
-                npfn = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, self.thp_gfp(fl))
+                npfn = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE, thp_gfp(self, fl))
                 mm_log_thp_fault(self, mmid, pi, npfn >= 0)
                 if npfn >= 0:
                     slot = mm.deposit[pi]
-                    self.install_thp(mmid, pi, npfn, slot, fl, True)
+                    install_thp(self, mmid, pi, npfn, slot, fl, True)
                     self.stat[S_THP_FAULT_ALLOC] += 1
                     self.content[npfn + (vpn & 511)] = value
                     self.log(EV_COW, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
                     return F_OK
                 self.stat[S_THP_FAULT_FALLBACK] += 1
-                self.split_huge_pmd_c(mmid, pi)
+                split_huge_pmd_c(self, mmid, pi)
             elif pmd & E_WRITE:
                 mm.pmd[pi] = pmd | E_YOUNG | E_DIRTY
                 self.content[head + (vpn & 511)] = value
@@ -878,7 +561,7 @@ cdef class MMCore:
                     mm.pmd[pi] = pmd | E_WRITE | E_YOUNG | E_DIRTY
                     self.content[head + (vpn & 511)] = value
                     return F_OK
-                self.split_huge_pmd_c(mmid, pi)
+                split_huge_pmd_c(self, mmid, pi)
             pmd = mm.pmd[pi]
         p = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (vpn & 511)]
         ent = p[0]
@@ -891,8 +574,8 @@ cdef class MMCore:
             pfn = self.alloc_pages(0, MIGRATE_MOVABLE, GFP_HIGHUSER_MOVABLE)
             if pfn < 0:
                 return F_OOM
-            self.new_folio(pfn, 0, mm.family, vpn)
-            self.map_pte(pfn, mm.family, vpn)
+            new_folio(self, pfn, 0, mm.family, vpn)
+            map_pte(self, pfn, mm.family, vpn)
             mm.rss_anon += 1
             self.stat[S_FAULT_PAGES] += 1
             p[0] = mk_ent(pfn, E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
@@ -906,11 +589,11 @@ cdef class MMCore:
                 return F_OOM
             self.stat[S_PGMAJFAULT] += 1
             self.stat[S_PSWPIN] += 1
-            self.new_folio(pfn, 0, mm.family, vpn)
+            new_folio(self, pfn, 0, mm.family, vpn)
             self.content[pfn] = self.swap_content[ent_payload(ent)]
             self.swap_put(ent_payload(ent))
             mm.nr_swap -= 1
-            self.map_pte(pfn, mm.family, vpn)
+            map_pte(self, pfn, mm.family, vpn)
             mm.rss_anon += 1
             # a read swap-in maps the page read-only; a write fault maps it writable
             # (the page is exclusive: no swap cache is modelled)
@@ -927,8 +610,8 @@ cdef class MMCore:
             pfn = self.alloc_pages(0, MIGRATE_MOVABLE, GFP_HIGHUSER_MOVABLE)
             if pfn < 0:
                 return F_OOM
-            self.new_folio(pfn, 0, mm.family, vpn)
-            self.map_pte(pfn, mm.family, vpn)
+            new_folio(self, pfn, 0, mm.family, vpn)
+            map_pte(self, pfn, mm.family, vpn)
             mm.rss_anon += 1
             self.stat[S_FAULT_PAGES] += 1
             p[0] = mk_ent(pfn, E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
@@ -942,19 +625,19 @@ cdef class MMCore:
         if not (ent & E_WRITE):
             # do_wp_page(): reuse an exclusive page, else copy it
             self.stat[S_PGFAULT] += 1
-            head = self.head_of(pfn)
-            if self.pmapcount[pfn] == 1 and self.folio_exclusive(mmid, head):
+            head = head_of(self, pfn)
+            if self.pmapcount[pfn] == 1 and folio_exclusive(self, mmid, head):
                 p[0] = ent | E_WRITE | E_YOUNG | E_DIRTY
                 self.content[pfn] = value
                 return F_OK
             npfn = self.alloc_pages(0, MIGRATE_MOVABLE, GFP_HIGHUSER_MOVABLE)
             if npfn < 0:
                 return F_OOM
-            self.new_folio(npfn, 0, mm.family, vpn)
+            new_folio(self, npfn, 0, mm.family, vpn)
             self.content[npfn] = self.content[pfn]
-            self.map_pte(npfn, mm.family, vpn)
+            map_pte(self, npfn, mm.family, vpn)
             p[0] = mk_ent(npfn, E_PRESENT | E_WRITE | E_YOUNG | E_DIRTY)
-            self.unmap_pte(pfn)
+            unmap_pte(self, pfn)
             self.stat[S_COW_COPIES] += 1
             self.content[npfn] = value
             self.log(EV_COW, mmid, vpn, 1)
@@ -981,7 +664,7 @@ cdef class MMCore:
                 if r != F_OK:
                     break
                 if self.lru != NULL and self.lru.kswapd_wake:
-                    # reclaim: pause so that kswapd runs (reclaim.py), the caller resumes
+                    # reclaim: pause so that kswapd runs (kernel/reclaim.py), the caller resumes
                     with gil:
                         return i + 1, F_OK
         if r != F_OK:
@@ -1093,7 +776,7 @@ cdef class MMCore:
                     pfn = ent_payload(ent)
             if pfn >= 0:
                 pv[i] = pfn
-                ov[i] = self.z.frame[self.head_of(pfn)].order
+                ov[i] = self.z.frame[head_of(self, pfn)].order
         return pfns, orders
 
     # ------------------------------------------------------------------ fork
@@ -1146,7 +829,7 @@ cdef class MMCore:
                     pt_[i] = ent
                     ct[i] = ent & ~(<uint64_t>E_YOUNG)
                     self.pmapcount[pfn] += 1
-                    self.fmap[self.head_of(pfn)] += 1
+                    self.fmap[head_of(self, pfn)] += 1
                     cm.rss_anon += 1
         self.log(EV_PROTECT, parent, 0, pm.nr_pmds * HPAGE_PMD_NR)
         return True
@@ -1172,8 +855,8 @@ cdef class MMCore:
                     continue        # folio_maybe_mapped_shared(): skipped
                 if s <= a and a + HPAGE_PMD_NR <= e:
                     self.stat[S_THP_SWPOUT_FALLBACK] += 1
-                self.split_huge_pmd_c(mmid, pi)
-                self.split_folio_c(head, 0)
+                split_huge_pmd_c(self, mmid, pi)
+                split_folio_c(self, head, 0)
             for v in range(max(a, s), min(a + HPAGE_PMD_NR, e)):
                 p = self.pte_ptr(mm, v)
                 if p == NULL:
@@ -1182,11 +865,11 @@ cdef class MMCore:
                 if not (ent & E_PRESENT) or (ent & E_ZERO):
                     continue
                 pfn = ent_payload(ent)
-                head = self.head_of(pfn)
+                head = head_of(self, pfn)
                 if self.z.frame[head].order > 0:
-                    if not self.folio_exclusive(mmid, head):
+                    if not folio_exclusive(self, mmid, head):
                         continue
-                    self.split_folio_c(head, 0)
+                    split_folio_c(self, head, 0)
                     ent = p[0]
                     if not (ent & E_PRESENT) or (ent & E_ZERO):
                         continue
@@ -1198,7 +881,7 @@ cdef class MMCore:
                     return done
                 self.swap_content[slot] = self.content[pfn]
                 p[0] = mk_ent(slot, E_SWAP)
-                self.unmap_pte(pfn)
+                unmap_pte(self, pfn)
                 mm.rss_anon -= 1
                 mm.nr_swap += 1
                 self.stat[S_PSWPOUT] += 1
@@ -1226,7 +909,7 @@ cdef class MMCore:
                     return -1
             elif pmd & E_TABLE:
                 ent = self.pt[ent_payload(pmd) * HPAGE_PMD_NR + (v & 511)]
-                if (ent & E_PRESENT) and not (ent & E_ZERO) and self.pmapcount[ent_payload(ent)] + self.emap[self.head_of(ent_payload(ent))] != 1:
+                if (ent & E_PRESENT) and not (ent & E_ZERO) and self.pmapcount[ent_payload(ent)] + self.emap[head_of(self, ent_payload(ent))] != 1:
                     return -1
                 if (ent & E_SWAP) and self.swap_count[ent_payload(ent)] != 1:
                     return -1
@@ -1247,7 +930,7 @@ cdef class MMCore:
                             self.rmap_vpn[head + pi] = w + pi
                     i += HPAGE_PMD_NR
                     continue
-                self.split_huge_pmd_c(mmid, v >> 9)
+                split_huge_pmd_c(self, mmid, v >> 9)
                 pmd = mm.pmd[v >> 9]
             if pmd == 0:
                 i += 1
@@ -1261,7 +944,7 @@ cdef class MMCore:
                         return -2
                     mm.pmd[w >> 9] = mk_ent(slot, E_TABLE)
                 elif mm.pmd[w >> 9] & E_HUGE:
-                    self.split_huge_pmd_c(mmid, w >> 9)
+                    split_huge_pmd_c(self, mmid, w >> 9)
                 q = self.pte_ptr(mm, w)
                 q[0] = ent
                 p[0] = 0
@@ -1272,215 +955,24 @@ cdef class MMCore:
         return 0
 
     # ------------------------------------------------------------------ khugepaged
-    cdef int scan_pmd_c(self, int mmid, int64_t pi, bint is_khugepaged, int64_t *out) noexcept nogil:
-        # hpage_collapse_scan_pmd(): out = [none_or_zero, unmapped, shared, referenced, writable]
-        cdef MMStruct *mm = &self.mms[mmid]
-        cdef uint64_t pmd = mm.pmd[pi], ent
-        cdef uint64_t *t
-        cdef int64_t i, none_or_zero = 0, unmapped = 0, shared = 0, referenced = 0
-        cdef bint writable = False
-        cdef pfn_t pfn
-        cdef int result = SCAN_SUCCEED
-        if pmd == 0:
-            return SCAN_PMD_NONE
-        if pmd & E_HUGE:
-            return SCAN_PMD_MAPPED
-        t = &self.pt[ent_payload(pmd) * HPAGE_PMD_NR]
-        for i in range(HPAGE_PMD_NR):
-            self.stat[S_PTES_SCANNED] += 1
-            ent = t[i]
-            if ent & E_SWAP:
-                unmapped += 1
-                if not is_khugepaged or unmapped <= self.max_ptes_swap:
-                    continue
-                self.stat[S_THP_SCAN_EXCEED_SWAP_PTE] += 1
-                result = SCAN_EXCEED_SWAP_PTE
-                break
-            if ent == 0 or (ent & E_ZERO):
-                none_or_zero += 1
-                if none_or_zero <= self.max_ptes_none or not is_khugepaged:
-                    continue
-                self.stat[S_THP_SCAN_EXCEED_NONE_PTE] += 1
-                result = SCAN_EXCEED_NONE_PTE
-                break
-            if ent & E_WRITE:
-                writable = True
-            pfn = ent_payload(ent)
-            if self.pmapcount[pfn] + self.emap[self.head_of(pfn)] > 1:
-                shared += 1
-                if is_khugepaged and shared > self.max_ptes_shared:
-                    self.stat[S_THP_SCAN_EXCEED_SHARE_PTE] += 1
-                    result = SCAN_EXCEED_SHARED_PTE
-                    break
-            if is_khugepaged and (ent & E_YOUNG):
-                referenced += 1
-        if result == SCAN_SUCCEED:
-            if not writable:
-                result = SCAN_PAGE_RO
-            elif is_khugepaged and (referenced == 0 or (unmapped > 0 and referenced < HPAGE_PMD_NR // 2)):
-                result = SCAN_LACK_REFERENCED_PAGE
-        if out != NULL:
-            out[0] = none_or_zero
-            out[1] = unmapped
-            out[2] = shared
-            out[3] = referenced
-            out[4] = writable
-        return result
-
     def scan_pmd(self, int mmid, int64_t vpn, bint is_khugepaged):
         """hpage_collapse_scan_pmd() alone: (result, none_or_zero, unmapped, shared, referenced, writable)."""
         cdef int64_t out[5]
         memset(out, 0, sizeof(out))
-        cdef int r = self.scan_pmd_c(mmid, vpn >> 9, is_khugepaged, out)
+        cdef int r = scan_pmd_c(self, mmid, vpn >> 9, is_khugepaged, out)
         return r, out[0], out[1], out[2], out[3], bool(out[4])
-
-    cdef int collapse_huge_page_c(self, int mmid, int64_t pi, uint32_t vmflags, bint is_khugepaged) noexcept nogil:
-        # collapse_huge_page(): allocate, swap in, copy, free the originals, set the PMD
-        cdef MMStruct *mm = &self.mms[mmid]
-        cdef pfn_t head, pfn
-        cdef int64_t i, slot, nr_present = 0
-        cdef uint64_t ent
-        cdef uint64_t *t
-        cdef uint64_t bits
-        # alloc_charge_folio(): khugepaged's gfp follows khugepaged/defrag
-        # (alloc_hugepage_khugepaged_gfpmask), MADV_COLLAPSE always GFP_TRANSHUGE
-        head = self.alloc_pages(HPAGE_PMD_ORDER, MIGRATE_MOVABLE,
-                                (GFP_DIRECT_RECLAIM if self.khugepaged_defrag != 0 else 0)
-                                if is_khugepaged else GFP_DIRECT_RECLAIM)
-        if head < 0:
-            self.stat[S_THP_COLLAPSE_ALLOC_FAILED] += 1
-            return SCAN_ALLOC_HUGE_PAGE_FAIL
-        self.stat[S_THP_COLLAPSE_ALLOC] += 1
-        slot = ent_payload(mm.pmd[pi])
-        t = &self.pt[slot * HPAGE_PMD_NR]
-        # __collapse_huge_page_swapin(): fault the swapped pages back in
-        for i in range(HPAGE_PMD_NR):
-            if t[i] & E_SWAP:
-                if self.fault_c(mmid, pi * HPAGE_PMD_NR + i, False, 0) != F_OK:
-                    zone_free(self.z, head, HPAGE_PMD_ORDER)
-                    return SCAN_FAIL
-        # __collapse_huge_page_copy(): copy the present pages, clear the rest
-        for i in range(HPAGE_PMD_NR):
-            ent = t[i]
-            if (ent & E_PRESENT) and not (ent & E_ZERO):
-                self.content[head + i] = self.content[ent_payload(ent)]
-            else:
-                self.content[head + i] = 0
-        self.stat[S_COLLAPSE_COPIED] += HPAGE_PMD_NR
-        # ... and release the originals (__collapse_huge_page_copy_succeeded)
-        for i in range(HPAGE_PMD_NR):
-            ent = t[i]
-            t[i] = 0
-            if (ent & E_PRESENT) and not (ent & E_ZERO):
-                nr_present += 1
-                self.unmap_pte(ent_payload(ent))
-        mm.rss_anon -= nr_present
-        # the emptied PTE table becomes the deposit of the new huge PMD
-        bits = E_PRESENT | E_HUGE | E_YOUNG | E_DIRTY
-        mm.pmd[pi] = 0
-        self.new_folio(head, HPAGE_PMD_ORDER, mm.family, pi * HPAGE_PMD_NR, False)
-        self.emap[head] = 1
-        self.fmap[head] = 1
-        self.stat[S_NR_ANON_THPS] += 1
-        mm.deposit[pi] = <int32_t>slot
-        mm.pmd[pi] = mk_ent(head, bits | (E_WRITE if vmflags & VM_WRITE else 0))
-        mm.rss_anon += HPAGE_PMD_NR
-        self.deferred_split_folio(head, False)
-        self.log(EV_COLLAPSE, mmid, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
-        return SCAN_SUCCEED
 
     def collapse(self, int mmid, int64_t vpn, uint32_t vmflags, bint is_khugepaged):
         """Scan the PMD at vpn and collapse it if the scan allows; returns the scan_result."""
         cdef int64_t pi = vpn >> 9
-        cdef int r = self.scan_pmd_c(mmid, pi, is_khugepaged, NULL)
+        cdef int r = scan_pmd_c(self, mmid, pi, is_khugepaged, NULL)
         if r != SCAN_SUCCEED:
             return r
-        return self.collapse_huge_page_c(mmid, pi, vmflags, is_khugepaged)
+        return collapse_huge_page_c(self, mmid, pi, vmflags, is_khugepaged)
 
     # ------------------------------------------------------------------ splitting folios
-    cdef void remap_zero(self, pfn_t pfn) noexcept nogil:
-        # try_to_map_unused_to_zeropage(): a zero-filled subpage becomes a zero-page PTE
-        cdef int32_t fam = self.rmap_fam[pfn]
-        cdef int64_t vpn = self.rmap_vpn[pfn]
-        cdef int m
-        cdef MMStruct *mm
-        cdef uint64_t *p
-        for m in range(self.max_mms):
-            mm = &self.mms[m]
-            if not mm.alive or mm.family != fam or vpn < 0 or vpn >= mm.nr_pmds * HPAGE_PMD_NR:
-                continue
-            p = self.pte_ptr(mm, vpn)
-            if p == NULL or not (p[0] & E_PRESENT) or (p[0] & E_ZERO) or ent_payload(p[0]) != pfn:
-                continue
-            p[0] = E_PRESENT | E_ZERO | (p[0] & E_YOUNG)
-            mm.rss_anon -= 1
-            self.log(EV_ZAP, m, vpn, 1)
-            self.unmap_pte(pfn)
-            if self.pflags[pfn] == 0:
-                return      # freed with its last mapping
-
-    cdef int split_folio_c(self, pfn_t head, int new_order) noexcept nogil:
-        # __folio_split(): unmap the PMD mappings (split_huge_pmd via the rmap), break
-        # the folio into order-new_order folios, free the unmapped ones, remap
-        # zero-filled order-0 subpages to the zero page.  0, or -errno.
-        cdef int order = self.z.frame[head].order
-        cdef int64_t nr, step, h, j, f, pi, vpn
-        cdef int m
-        cdef int32_t fam
-        cdef uint8_t fl
-        cdef MMStruct *mm
-        if not (self.pflags[head] & PF_ANON) or order == 0 or new_order >= order or new_order == 1 or new_order < 0:
-            return -22
-        nr = (<int64_t>1) << order
-        # can_split_folio(): extra (pin) references make the split fail with -EAGAIN
-        for j in range(head, head + nr):
-            if self.pincount[j]:
-                if order == HPAGE_PMD_ORDER:
-                    self.stat[S_THP_SPLIT_PAGE_FAILED] += 1
-                return -11
-        if self.emap[head] > 0:
-            fam = self.rmap_fam[head]
-            vpn = self.rmap_vpn[head]
-            pi = vpn >> 9
-            for m in range(self.max_mms):
-                mm = &self.mms[m]
-                if mm.alive and mm.family == fam and 0 <= pi < mm.nr_pmds:
-                    if (mm.pmd[pi] & E_HUGE) and not (mm.pmd[pi] & E_ZERO) and ent_payload(mm.pmd[pi]) == head:
-                        self.split_huge_pmd_c(m, pi)
-            if self.emap[head] != 0:
-                if order == HPAGE_PMD_ORDER:
-                    self.stat[S_THP_SPLIT_PAGE_FAILED] += 1
-                return -11
-        self.dq_del(head)
-        fl = self.z.frame[head].flags
-        step = (<int64_t>1) << new_order
-        h = head
-        while h < head + nr:
-            self.z.frame[h].flags = fl
-            self.z.frame[h].order = new_order
-            f = 0
-            for j in range(h, h + step):
-                f += self.pmapcount[j]
-            self.fmap[h] = <int32_t>f
-            self.emap[h] = 0
-            self.pflags[h] = PF_ANON
-            h += step
-        self.z.nr_alloc += nr // step - 1
-        if self.lru != NULL:
-            lru_split(self.lru, head, nr, step)     # reclaim: lru_add_split_folio()
-        h = head
-        while h < head + nr:
-            if self.fmap[h] == 0:
-                self.free_folio(h)
-            elif new_order == 0 and self.content[h] == 0:
-                self.remap_zero(h)
-            h += step
-        if order == HPAGE_PMD_ORDER:
-            self.stat[S_THP_SPLIT_PAGE] += 1
-        return 0
-
     def split_folio(self, int64_t pfn, int new_order):
-        return self.split_folio_c(self.head_of(pfn), new_order)
+        return split_folio_c(self, head_of(self, pfn), new_order)
 
     def split_range(self, int mmid, int64_t s, int64_t e, int new_order):
         """debugfs split_huge_pages "<pid>,<start>,<end>,<order>": split every anon large
@@ -1500,126 +992,17 @@ cdef class MMCore:
                     pfn = ent_payload(ent)
             if pfn < 0:
                 continue
-            head = self.head_of(pfn)
+            head = head_of(self, pfn)
             if self.z.frame[head].order <= new_order or not (self.pflags[head] & PF_ANON):
                 continue
-            if self.split_folio_c(head, new_order) == 0:
+            if split_folio_c(self, head, new_order) == 0:
                 nsplit += 1
-        return nsplit
-
-    cdef bint thp_underused(self, pfn_t head) noexcept nogil:
-        # thp_underused(): more zero-filled subpages than max_ptes_none
-        cdef int64_t i, nz = 0, filled = 0
-        if self.max_ptes_none == HPAGE_PMD_NR - 1:
-            return False
-        for i in range(HPAGE_PMD_NR):
-            if self.content[head + i] == 0:
-                nz += 1
-                if nz > self.max_ptes_none:
-                    return True
-            else:
-                filled += 1
-                if filled >= HPAGE_PMD_NR - self.max_ptes_none:
-                    return False
-        return False
-
-    cdef int64_t deferred_split_scan_c(self, int64_t nr_to_scan) noexcept nogil:
-        # deferred_split_scan(): split partially mapped folios, and underused ones;
-        # a fully mapped folio that is not underused leaves the queue
-        cdef int64_t cur = self.dq_head, nxt, scanned = 0, nsplit = 0
-        cdef bint underused, partial
-        self.stat[S_SHRINKER_RUNS] += 1
-        while cur >= 0 and scanned < nr_to_scan:
-            nxt = self.dq_next[cur]
-            scanned += 1
-            partial = (self.pflags[cur] & PF_PARTIAL) != 0
-            underused = False
-            if not partial:
-                underused = self.z.frame[cur].order == HPAGE_PMD_ORDER and self.thp_underused(cur)
-                if not underused:
-                    self.dq_del(cur)
-                    cur = nxt
-                    continue
-            if self.split_folio_c(cur, 0) == 0:
-                nsplit += 1
-                if underused:
-                    self.stat[S_THP_UNDERUSED_SPLIT_PAGE] += 1
-            elif not partial:
-                self.dq_del(cur)
-            cur = nxt
         return nsplit
 
     def deferred_split_scan(self, int64_t nr_to_scan):
-        return self.deferred_split_scan_c(nr_to_scan)
+        return deferred_split_scan_c(self, nr_to_scan)
 
     # ------------------------------------------------------------------ migration
-    cdef void move_folio_state(self, pfn_t src, pfn_t dst) noexcept nogil:
-        # migrate_folio() + remove_migration_ptes(): the owner's half of a migration.
-        # Content, mapcounts, rmap, folio flags and deferred-split queue membership move
-        # from the anon folio at src to dst; every PTE / PMD of every mm of the fork
-        # family that maps src is rewritten through the rmap (a "migrate" event each).
-        # The buddy state of src and dst is the caller's (migrate_folio_c, or
-        # compaction's core per the mover contract).
-        cdef int order = self.z.frame[src].order
-        cdef int64_t nr = (<int64_t>1) << order, i, vpn, pi
-        cdef int m
-        cdef MMStruct *mm
-        cdef uint64_t *p
-        cdef int32_t fam = self.rmap_fam[src]
-        cdef bint queued = (self.pflags[src] & PF_DEFERRED) != 0
-        for i in range(nr):
-            self.content[dst + i] = self.content[src + i]
-            self.pmapcount[dst + i] = self.pmapcount[src + i]
-            self.rmap_fam[dst + i] = self.rmap_fam[src + i]
-            self.rmap_vpn[dst + i] = self.rmap_vpn[src + i]
-            self.pincount[dst + i] = 0
-        if self.lru != NULL:
-            lru_replace(self.lru, src, dst)         # reclaim: the new folio takes the old one's LRU place
-        self.fmap[dst] = self.fmap[src]
-        self.emap[dst] = self.emap[src]
-        self.dq_del(src)
-        self.pflags[dst] = self.pflags[src] & ~(<uint8_t>PF_DEFERRED)
-        if queued:
-            self.dq_add(dst)
-        for m in range(self.mm_hi):
-            mm = &self.mms[m]
-            if not mm.alive or mm.family != fam:
-                continue
-            if self.emap[src] > 0:
-                pi = self.rmap_vpn[src] >> 9
-                if 0 <= pi < mm.nr_pmds and (mm.pmd[pi] & E_HUGE) and not (mm.pmd[pi] & E_ZERO) \
-                        and ent_payload(mm.pmd[pi]) == src:
-                    mm.pmd[pi] = mk_ent(dst, mm.pmd[pi] & 0xff)
-                    self.log(EV_MIGRATE, m, pi * HPAGE_PMD_NR, HPAGE_PMD_NR)
-            for i in range(nr):
-                if self.pmapcount[src + i] == 0:
-                    continue
-                vpn = self.rmap_vpn[src + i]
-                if vpn < 0 or vpn >= mm.nr_pmds * HPAGE_PMD_NR:
-                    continue
-                p = self.pte_ptr(mm, vpn)
-                if p != NULL and (p[0] & E_PRESENT) and not (p[0] & E_ZERO) and ent_payload(p[0]) == src + i:
-                    p[0] = mk_ent(dst + i, p[0] & 0xff)
-                    self.log(EV_MIGRATE, m, vpn, 1)
-        for i in range(nr):
-            self.pmapcount[src + i] = 0
-            self.content[src + i] = 0
-        self.fmap[src] = 0
-        self.emap[src] = 0
-        self.pflags[src] = 0
-
-    cdef int migrate_folio_c(self, pfn_t src, pfn_t dst) noexcept nogil:
-        # migrate_pages() of one folio to the allocated, unowned block at dst (same
-        # order): move the owner's state, then free the old block
-        cdef int order = self.z.frame[src].order
-        cdef int64_t nr = (<int64_t>1) << order
-        self.move_folio_state(src, dst)
-        zone_free(self.z, src, order)
-        self.stat[S_PGMIGRATE_SUCCESS] += nr
-        if order == HPAGE_PMD_ORDER:
-            self.stat[S_THP_MIGRATION_SUCCESS] += 1
-        return 0
-
     @property
     def allocator(self):
         """The BuddyAllocator (zone) whose frames this core owns."""
@@ -1629,7 +1012,7 @@ cdef class MMCore:
         """(head pfn, order) of the anonymous folio holding pfn, or None."""
         if not 0 <= pfn < self.nr_frames:
             return None
-        cdef pfn_t head = self.head_of(pfn)
+        cdef pfn_t head = head_of(self, pfn)
         if head < 0 or not (self.z.frame[head].flags & FRAME_ALLOC) or not (self.pflags[head] & PF_ANON):
             return None
         return head, self.z.frame[head].order
@@ -1643,7 +1026,7 @@ cdef class MMCore:
         pfn, or -1 (not an anon folio / dst unsuitable)."""
         if not 0 <= pfn < self.nr_frames or not 0 <= dst < self.nr_frames:
             return -1
-        cdef pfn_t head = self.head_of(pfn)
+        cdef pfn_t head = head_of(self, pfn)
         if head < 0 or not (self.z.frame[head].flags & FRAME_ALLOC) or not (self.pflags[head] & PF_ANON):
             return -1
         if not (self.z.frame[dst].flags & FRAME_ALLOC) or self.z.frame[dst].order != self.z.frame[head].order or self.pflags[dst] != 0:
@@ -1652,7 +1035,7 @@ cdef class MMCore:
             return -1
         if mm_folio_pinned(self, head):
             return -1           # an extra reference: migrate_folio_move() fails (-EAGAIN)
-        self.migrate_folio_c(head, dst)
+        migrate_folio_c(self, head, dst)
         return dst
 
     cdef bint pt_owner_check(self, pfn_t pfn) noexcept:

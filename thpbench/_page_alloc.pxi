@@ -38,7 +38,7 @@ OP_FREE_SLOT = K_OP_FREE_SLOT         # free the block whose pfn is in slots[arg
 OP_REPLACE_SLOT = K_OP_REPLACE_SLOT   # OP_FREE_SLOT then OP_ALLOC into the same slot: one step of steady-state churn (counts 2 ops)
 
 # fallbacks[] in mm/page_alloc.c: the types tried, in order, when a type's lists are empty.
-cdef int FALLBACKS[3][2]
+cdef int FALLBACKS[MIGRATE_PCPTYPES][MIGRATE_PCPTYPES - 1]
 FALLBACKS[MIGRATE_UNMOVABLE][0] = MIGRATE_RECLAIMABLE
 FALLBACKS[MIGRATE_UNMOVABLE][1] = MIGRATE_MOVABLE
 FALLBACKS[MIGRATE_MOVABLE][0] = MIGRATE_RECLAIMABLE
@@ -1050,3 +1050,214 @@ cdef class BuddyAllocator:
             if not z.grouping and z.pb_mt[b] < MIGRATE_PCPTYPES and z.pb_mt[b] != MIGRATE_UNMOVABLE:
                 raise InvariantError(f"pageblock {b} is {MIGRATETYPE_NAMES[z.pb_mt[b]]} with grouping by mobility off")
         return True
+
+
+# ---------------------------------------------------------------------------
+# The simulated kernel's allocator (MMCore.alloc_pages): a block taken out of a
+# free block, get_page_from_freelist() at a watermark, and __alloc_pages_slowpath()
+# (wake kswapd, direct compaction, async first, direct reclaim, as far as the gfp
+# bits allow).  Simplifications: one zone; kswapd is not simulated here (a wakeup is
+# recorded and thpbench/kernel/ wakes it); no capture_control.
+# ---------------------------------------------------------------------------
+
+cdef int zone_take_block(Zone *z, pfn_t pfn, int order) noexcept nogil:
+    """Take the order-``order`` block at pfn out of the free block that contains it
+    (compaction's isolate_freepages_block + split_free_page): the rest of the free
+    block goes back on the free lists.  A new primitive on the buddy Zone, kept here
+    for the simulated kernel.  0, or -1 if no free block covers it."""
+    cdef pfn_t h, cur, half
+    cdef int o, co, mt
+    if pfn < 0 or pfn >= z.nr_pages or order < 0 or order > z.max_order or (pfn & (((<pfn_t>1) << order) - 1)):
+        return -1
+    h = find_head(z, pfn)
+    if h < 0 or not (z.frame[h].flags & FRAME_BUDDY) or z.frame[h].order < order:
+        return -1
+    o = z.frame[h].order
+    mt = frame_mt(z, h)
+    del_from_free_list(z, h, o, mt)
+    cur = h
+    co = o
+    while co > order:
+        co -= 1
+        half = cur + ((<pfn_t>1) << co)
+        if pfn >= half:
+            add_to_free_list(z, cur, co, mt, False)
+            cur = half
+        else:
+            add_to_free_list(z, half, co, mt, False)
+    z.frame[cur].flags = FRAME_ALLOC | (MIGRATE_MOVABLE << FRAME_MT_SHIFT)
+    z.frame[cur].order = order
+    z.nr_free_pages -= (<pfn_t>1) << order
+    z.nr_alloc += 1
+    return 0
+
+
+cdef pfn_t mm_get_page_from_freelist(MMCore m, int order, int mt, int64_t mark) noexcept nogil:
+    # get_page_from_freelist(): the zone's free pages above the watermark (min in the
+    # slow path, low in the fast path) after this allocation, then rmqueue
+    if m.z.nr_free_pages - ((<int64_t>1) << order) + 1 > mark:
+        return zone_alloc(m.z, order, mt)
+    return -1
+
+
+# ---------------------------------------------------------------------------
+# The allocator slow path
+# ---------------------------------------------------------------------------
+
+cdef pfn_t mm_direct_compact(MMCore m, int order, int mt, int prio, int *result) noexcept nogil:
+    # __alloc_pages_direct_compact() -> try_to_compact_pages() for the one zone
+    cdef compact_control cc
+    cdef int status, mode
+    cdef bint full
+    cdef int64_t s0, f0, scanned
+    cdef pfn_t pfn
+    if order == 0 or not m.compaction_on or m.czs == NULL:
+        result[0] = COMPACT_SKIPPED
+        return -1
+    if prio > MM_COMPACT_PRIO_SYNC_FULL and compaction_deferred(m.czs, order):
+        status = COMPACT_DEFERRED
+    else:
+        mode = K_MIGRATE_ASYNC if prio == MM_COMPACT_PRIO_ASYNC else K_MIGRATE_SYNC_LIGHT
+        # gfp_migratetype(): everything is Unmovable with grouping by mobility off
+        if compact_control_init(&cc, m.z, m.czs, m.cstats, order, mode,
+                                mt if m.z.grouping else MIGRATE_UNMOVABLE) != 0:
+            result[0] = COMPACT_SKIPPED
+            return -1
+        full = prio == MM_COMPACT_PRIO_SYNC_FULL
+        cc.direct_compaction = 1
+        cc.whole_zone = full
+        cc.ignore_skip_hint = full
+        cc.ignore_block_suitable = full
+        cc.wmark_min = m.wmark_min
+        cc.wmark_low = m.wmark_low
+        cc.alloc_wmark = m.wmark_min
+        cc.extfrag_threshold = m.extfrag_threshold
+        mm_set_mover(&cc, m)
+        s0 = m.cstats.pgmigrate_success
+        f0 = m.cstats.pgmigrate_fail
+        status = compact_zone_c(&cc)
+        scanned = cc.total_migrate_scanned + cc.total_free_scanned
+        compact_control_release(&cc)
+        mm_free_split_pieces(m)
+        m.ac_scanned += scanned
+        m.ac_migrated += m.cstats.pgmigrate_success - s0
+        m.ac_failed += m.cstats.pgmigrate_fail - f0
+        m.stat[S_DIRECT_COMPACT_SCANNED] += scanned
+        m.stat[S_DIRECT_COMPACT_MIGRATED] += m.cstats.pgmigrate_success - s0
+        m.stat[S_DIRECT_COMPACT_FAILED] += m.cstats.pgmigrate_fail - f0
+        if status == COMPACT_SUCCESS:
+            compaction_defer_reset(m.czs, order, False)
+        elif prio != MM_COMPACT_PRIO_ASYNC and (status == COMPACT_COMPLETE or status == COMPACT_PARTIAL_SKIPPED):
+            # "We think that allocation won't succeed in this zone so we defer compaction there"
+            defer_compaction(m.czs, order)
+    result[0] = status
+    m.ac_result = status
+    if status == COMPACT_SKIPPED:
+        return -1
+    m.cstats.compact_stall += 1
+    m.ac_stalls += 1
+    pfn = mm_get_page_from_freelist(m, order, mt, m.wmark_min)
+    if pfn >= 0:
+        m.czs.compact_blockskip_flush = 0
+        compaction_defer_reset(m.czs, order, True)
+        m.cstats.compact_success += 1
+    else:
+        m.cstats.compact_fail += 1
+    return pfn
+
+
+cdef void mm_wake_all_kswapds(MMCore m, int order) noexcept nogil:
+    # wake_all_kswapds() -> wakeup_kswapd(): recorded; the kernel (thpbench/kernel/) acts on it
+    # after the operation (Kernel._wake_kswapd)
+    m.stat[S_KSWAPD_WAKE] += 1
+    if order > m.kswapd_wake_order:
+        m.kswapd_wake_order = order
+
+
+cdef int64_t mm_shrink_for(MMCore m, int order) noexcept nogil:
+    # the model's reclaim so far: shrink_slab() of the deferred-split shrinker, one
+    # folio at a time, until an allocation of order would pass the min watermark and
+    # find a block; returns the pages freed
+    cdef int64_t before = m.z.nr_free_pages
+    while m.dq_len > 0:
+        deferred_split_scan_c(m, 1)
+        if zone_watermark_ok(m.z, order, m.wmark_min + 1):
+            break
+    return m.z.nr_free_pages - before
+
+
+cdef pfn_t mm_direct_reclaim(MMCore m, int order, int mt) noexcept nogil:
+    # __alloc_pages_direct_reclaim(): __perform_reclaim() (Kernel._direct_reclaim when
+    # the kernel installed it, else the shrinker above), then get_page_from_freelist()
+    if m.reclaim_hooked:
+        with gil:
+            try:
+                m.reclaim_hook(order)
+            except BaseException as e:
+                if m.hook_exc is None:
+                    m.hook_exc = e
+    else:
+        mm_shrink_for(m, order)
+    return mm_get_page_from_freelist(m, order, mt, m.wmark_min)
+
+
+cdef pfn_t mm_alloc_slowpath(MMCore m, int order, int mt, int gfp) noexcept nogil:
+    # __alloc_pages_slowpath() for one zone and the gfp bits the model has
+    cdef bint costly = order > PAGE_ALLOC_COSTLY_ORDER
+    cdef int result = -1
+    cdef pfn_t pfn
+    if gfp & GFP_KSWAPD_RECLAIM:
+        mm_wake_all_kswapds(m, order)
+    # "The adjusted alloc_flags might result in immediate success, so try that first"
+    # (ALLOC_WMARK_MIN)
+    pfn = mm_get_page_from_freelist(m, order, mt, m.wmark_min)
+    if pfn >= 0:
+        return pfn
+    if not (gfp & GFP_DIRECT_RECLAIM):
+        return -1
+    # "For costly allocations, try direct compaction first, as it's likely that we
+    # have enough base pages and don't need to reclaim"
+    if m.compaction_on and (costly or (order > 0 and mt != MIGRATE_MOVABLE)):
+        pfn = mm_direct_compact(m, order, mt, MM_COMPACT_PRIO_ASYNC, &result)
+        if pfn >= 0:
+            return pfn
+        # "Checks for costly allocations with __GFP_NORETRY, which includes some THP
+        # page fault allocations"
+        if costly and (gfp & GFP_NORETRY) and (result == COMPACT_SKIPPED or result == COMPACT_DEFERRED):
+            return -1
+    # retry: direct reclaim, then direct compaction (at COMPACT_PRIO_ASYNC still: a
+    # costly order without __GFP_RETRY_MAYFAIL never loops to raise the priority)
+    pfn = mm_direct_reclaim(m, order, mt)
+    if pfn >= 0:
+        return pfn
+    pfn = mm_direct_compact(m, order, mt, MM_COMPACT_PRIO_ASYNC, &result)
+    if pfn >= 0:
+        return pfn
+    # __GFP_NORETRY, or a costly order: nopage; order 0: the model's OOM
+    return -1
+
+
+# The Python face of the slow path (thpbench/kernel/ calls these)
+
+def _mm_set_reclaim_hook(MMCore core, hook):
+    """Direct reclaim calls hook(order) (None: the built-in deferred-split shrinker)."""
+    core.reclaim_hook = hook
+    core.reclaim_hooked = hook is not None
+
+
+def _mm_take_hook_exc(MMCore core):
+    e = core.hook_exc
+    core.hook_exc = None
+    return e
+
+
+def _mm_take_kswapd_wake(MMCore core):
+    """The highest order a wakeup_kswapd() asked for since the last call, or -1."""
+    o = core.kswapd_wake_order
+    core.kswapd_wake_order = -1
+    return o
+
+
+def _mm_shrink_for(MMCore core, int order):
+    """The built-in direct reclaim (deferred-split shrinker) for an allocation of order."""
+    return mm_shrink_for(core, order)

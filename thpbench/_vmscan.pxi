@@ -1,5 +1,5 @@
 # Reclaim and the page cache (mm/vmscan.c, mm/swap.c, mm/workingset.c, mm/filemap.c
-# of Linux 6.18), included by _core.pyx after _mm.pxi.
+# of Linux 6.18), included by _core.pyx.
 #
 # The classic two-list LRU (CONFIG_LRU_GEN off): per folio head a place on one of
 # four lists (inactive/active x anon/file), PG_referenced / PG_active, and the
@@ -8,7 +8,7 @@
 # written to its swap area; page-cache pages are dropped (clean) or written to their
 # file's disk copy first (dirty) and leave a shadow entry for refault detection.
 #
-# Simplifications (also in thpbench/reclaim.py):
+# Simplifications (also in thpbench/kernel/reclaim.py):
 # * one node, one zone, no memcg, no MGLRU, no unevictable list, no swap cache (a
 #   swap-out writes and frees at once), writeback is synchronous;
 # * page-cache folios are order 0; a "mapped" page-cache page carries a mapcount and
@@ -22,34 +22,13 @@
 # through its `lru` pointer when a ReclaimCore is attached.
 
 from libc.math cimport sqrt
+from libc.stdlib cimport malloc, calloc, realloc, free as c_free
+from libc.string cimport memset
+import numpy as np
 
 DEF SWAP_CLUSTER_MAX = 32
 DEF DEF_PRIORITY = 12
 
-cdef enum:
-    # reclaim counters (names: RECLAIM_STAT_NAMES)
-    RS_PGSCAN_KSWAPD = 0
-    RS_PGSCAN_DIRECT
-    RS_PGSTEAL_KSWAPD
-    RS_PGSTEAL_DIRECT
-    RS_PGSCAN_ANON
-    RS_PGSCAN_FILE
-    RS_PGSTEAL_ANON
-    RS_PGSTEAL_FILE
-    RS_PGACTIVATE
-    RS_PGDEACTIVATE
-    RS_PGREFILL
-    RS_WORKINGSET_REFAULT_FILE
-    RS_WORKINGSET_ACTIVATE_FILE
-    RS_NR_VMSCAN_WRITE
-    RS_NR_VMSCAN_IMMEDIATE
-    RS_PGPGIN_FILE_KB         # file reads, KiB (vmstat pgpgin adds swap-ins)
-    RS_PGPGOUT_KB             # file and swap writes, KiB
-    RS_PAGECACHE_HITS
-    RS_PAGECACHE_MISSES
-    RS_FILE_WRITTEN           # page-cache pages written back (reclaim or flusher)
-    RS_FILE_UNMAPPED          # mapped page-cache pages unmapped by reclaim
-    RS_NR_STATS
 
 RECLAIM_STAT_NAMES = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct",
                       "pgscan_anon", "pgscan_file", "pgsteal_anon", "pgsteal_file", "pgactivate",
@@ -292,7 +271,7 @@ cdef class ReclaimCore:
 
     def folio_young(self, int64_t pfn):
         """Mappings of the folio whose accessed bit is set (no side effect)."""
-        cdef pfn_t head = self.mm.head_of(pfn)
+        cdef pfn_t head = head_of(self.mm, pfn)
         if self.mm.pflags[head] & PF_FILE:
             return 1 if (self.s.fmapcount[head] > 0 and (self.s.pg[head] & PG_young)) else 0
         self.refresh_alive()
@@ -300,7 +279,7 @@ cdef class ReclaimCore:
 
     def set_referenced(self, int64_t pfn, bint on):
         """Set or clear PG_referenced of the folio holding pfn (tests, scenarios)."""
-        cdef pfn_t head = self.mm.head_of(pfn)
+        cdef pfn_t head = head_of(self.mm, pfn)
         if on:
             self.s.pg[head] |= PG_referenced
         else:
@@ -365,7 +344,7 @@ cdef class ReclaimCore:
                 mm = &self.mm.mms[self.alive_mms[k]]
                 if mm.family == fam and 0 <= pi < mm.nr_pmds and (mm.pmd[pi] & E_HUGE) \
                         and not (mm.pmd[pi] & E_ZERO) and ent_payload(mm.pmd[pi]) == head:
-                    self.mm.split_huge_pmd_c(self.alive_mms[k], pi)
+                    split_huge_pmd_c(self.mm, self.alive_mms[k], pi)
             if self.mm.emap[head] != 0:
                 return -2
         # first pass: every mapping must be found through the rmap
@@ -411,7 +390,7 @@ cdef class ReclaimCore:
         self.s.stat[RS_PGPGOUT_KB] += 4 * written
         if order == HPAGE_PMD_ORDER:
             mm_stat_add(self.mm, S_THP_SWPOUT, 1)
-        self.mm.free_folio(head)
+        free_folio(self.mm, head)
         return 0
 
     # ------------------------------------------------------------------ page cache
@@ -542,7 +521,7 @@ cdef class ReclaimCore:
                     self.mark_accessed(pfn)
                 done += 1
                 if self.s.kswapd_wake:
-                    break           # pause: kswapd runs (reclaim.py), the caller resumes
+                    break           # pause: kswapd runs (kernel/reclaim.py), the caller resumes
         return done, misses
 
     def file_values(self, int32_t ino, int64_t start, int64_t n):
@@ -837,7 +816,7 @@ cdef class ReclaimCore:
             # (2010) or without room for it is split: thp_swpout_fallback
             if order == HPAGE_PMD_ORDER and not (self.mm.pflags[p] & PF_PARTIAL):
                 mm_stat_add(self.mm, S_THP_SWPOUT_FALLBACK, 1)
-            if self.mm.split_folio_c(p, 0) != 0:
+            if split_folio_c(self.mm, p, 0) != 0:
                 self.rotate(p, L)
                 return 0
             for i in range(p, p + nr):
