@@ -167,6 +167,8 @@ def test_non_text_values():
         k.sysfs["khugepaged/max_ptes_none"] = 1.0
     with pytest.raises(TypeError, match="got list"):
         k.vm_sysctl["extfrag_threshold"] = [1]
+    with pytest.raises(ValueError, match="invalid value .* for enabled: surrogates not allowed"):
+        k.sysfs["enabled"] = "\ud800"
     assert k.sysfs.values()["khugepaged/max_ptes_none"] == 64
 
 

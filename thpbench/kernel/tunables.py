@@ -93,7 +93,11 @@ def _write_bytes(key, value) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
+        try:
+            return value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"invalid value {value!r} for {key}: {e.reason} at position {e.start}, "
+                             f"not text a file can be written") from None
     if isinstance(value, bool):
         return b"1" if value else b"0"
     try:
