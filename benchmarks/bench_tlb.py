@@ -118,15 +118,18 @@ def main():
     lists = {k: v.tolist() for k, v in trs.items()} if cachesim is not None else {}
 
     print()
-    print(f"{'geometry':32s} {'trace':8s} {'thpbench M/s':>12s} {'pycachesim M/s':>14s} {'ratio':>6s}  "
-          f"misses per level (thpbench = pycachesim)")
+    print("thpbench: pure-TLB run (walk_model=False); '+walk': the same with the walk model on "
+          "(4-level walks, no walk cache)")
+    print(f"{'geometry':32s} {'trace':8s} {'thpbench M/s':>12s} {'+walk M/s':>9s} {'pycachesim M/s':>14s} "
+          f"{'ratio':>6s}  misses per level (thpbench = pycachesim)")
     worst = float("inf")
     for gname, levels in GEOMETRIES.items():
         for tname, trace in trs.items():
             t_core, sim = best_time(lambda: run_thpbench(levels, trace), args.repeat)
             stats = sim.cache_stats()
             ours = {name: stats[name]["misses"] for name, _ in levels}
-            line = f"{gname:32s} {tname:8s} {args.n / t_core / 1e6:12.1f}"
+            t_walk, _ = best_time(lambda: run_thpbench(levels, trace, walk_model=True), args.repeat)
+            line = f"{gname:32s} {tname:8s} {args.n / t_core / 1e6:12.1f} {args.n / t_walk / 1e6:9.1f}"
             if cachesim is not None:
                 t_pcs, theirs = best_time(lambda: run_pycachesim(levels, lists[tname]), args.repeat)
                 ratio = t_pcs / t_core

@@ -3,13 +3,13 @@
 # State is a TlbState struct (see _core.pxd) of TlbCache structures -- each one a
 # set-associative LRU array of tags -- and the current mappings; nogil free functions
 # do the work, TlbSim is the thin validating class on top.  thpbench/tlb.py builds
-# TlbSim from CPU presets; thpbench/_reference_tlb.py is the slow twin the
+# TlbSim from CPU presets; thpbench/_reference/tlb.py is the slow twin the
 # differential tests compare against.
 #
 # Model (stated again in tlb.py, where users read it):
 # * L1 TLBs per page size (4 KiB, 2 MiB), or one L1 shared by both; a second level per
-#   size or shared; any number of sets (indexed by modulo unless a power of two) and
-#   ways; true LRU within a set.  Levels are neither inclusive nor exclusive: an L2 hit
+#   size or shared; geometry (entries, ways), any number of sets (indexed by modulo unless
+#   a power of two); true LRU within a set.  Levels are neither inclusive nor exclusive: an L2 hit
 #   fills L1, a walk fills both, an eviction does not touch the other level.
 # * A TLB entry is tagged by virtual page number at its size.  The lookup probes the
 #   size the page is mapped with (the simulator knows it); stale entries of the other
@@ -24,6 +24,10 @@
 #   caches; the final guest-physical address is translated the same way.  Without any
 #   cache that is g*(h+1) + h = (g+1)(h+1) - 1 references.
 # * Shadow paging: a 1D walk of the shadow table, whose pages are min(guest, host).
+# * Two loops: tlb_run_tlb_only when a walk needs no model (walk_model off, or a 1D walk
+#   with no walk cache and no page-table lines: levels - class references), with its
+#   counters in locals; tlb_run_trace's general loop otherwise.  Both give the same
+#   counts (the differential and fuzz tests hold them to the reference).
 
 from libc.stdlib cimport calloc, free as c_free
 from libc.string cimport memset, memmove
@@ -69,32 +73,42 @@ cdef inline int64_t tc_lookup(TlbCache *c, uint64_t key, uint64_t tag) noexcept 
     least recently used.  This is exact LRU without per-way stamps."""
     cdef int64_t base, w
     cdef uint64_t *tags
+    cdef uint64_t t
     if c.n_sets == 0:
         return -2
     base = tc_set_base(c, key)
     tags = c.tags + base
     for w in range(c.n_ways):
-        if tags[w] == tag:
+        t = tags[w]
+        if t == tag:
             c.hits += 1
-            if w > 0:
-                memmove(tags + 1, tags, w * sizeof(uint64_t))
-                tags[0] = tag
+            while w > 0:                 # (a loop, not memmove: sets are a few ways)
+                tags[w] = tags[w - 1]
+                w -= 1
+            tags[0] = tag
             return -1
+        if t == 0:                       # empty ways only follow
+            break
     c.misses += 1
     return base
 
 cdef inline void tc_fill(TlbCache *c, int64_t base, uint64_t tag) noexcept nogil:
+    # Put tag in front of the set at base; the others move one way back, up to the first
+    # empty way, or the last (least recently used) one falls out.
     cdef int64_t w
     cdef uint64_t *tags
+    cdef uint64_t prev = tag, cur
     if base < 0:
         return
     tags = c.tags + base
-    w = c.n_ways - 1
-    if tags[w] != 0:
-        c.evictions += 1
     c.fills += 1
-    memmove(tags + 1, tags, w * sizeof(uint64_t))
-    tags[0] = tag
+    for w in range(c.n_ways):
+        cur = tags[w]
+        tags[w] = prev
+        if cur == 0:
+            return
+        prev = cur
+    c.evictions += 1
 
 cdef inline void tc_insert(TlbCache *c, uint64_t key, uint64_t tag) noexcept nogil:
     # Fill without a lookup (the caller knows the tag is absent).
@@ -481,15 +495,20 @@ TLB_MAX_ENTRIES = 1 << 24
 
 def _tlb_int(value, what):
     # An integer argument (bool, float and str refused), as a Python int.
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
-    return value.__index__()
+    if not isinstance(value, bool) and hasattr(value, "__index__"):
+        try:
+            return value.__index__()
+        except TypeError:               # e.g. an array of more than one element
+            pass
+    raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
 
 
 def tlb_check_geometry(name, g):
     """(entries, ways) of structure `name` as Python ints, or ValueError / TypeError
     naming the structure, the value and what is allowed."""
-    if isinstance(g, (str, bytes)) or not hasattr(g, "__len__") or len(g) != 2:
+    if hasattr(g, "entries") and hasattr(g, "ways"):          # a thpbench.tlb.Geometry
+        g = (g.entries, g.ways)
+    if not isinstance(g, (tuple, list, np.ndarray)) or len(g) != 2:
         raise TypeError(f"geometry[{name!r}] = {g!r}: expected (entries, ways)")
     entries = _tlb_int(g[0], f"geometry[{name!r}] entries")
     ways = _tlb_int(g[1], f"geometry[{name!r}] ways")

@@ -9,12 +9,12 @@ host's) mappings, and the cycles-per-access cost model validated against Arcange
 The model, and where it simplifies the hardware
 -----------------------------------------------
 * **TLB hierarchy.** L1 data TLBs per page size (4 KiB, 2 MiB) or one L1 shared by
-  both sizes (AMD); a second level per size or shared; any set count (indexed by
-  modulo unless a power of two) and associativity; true LRU (hardware uses pseudo-LRU
-  variants).  Levels are neither inclusive nor exclusive.  Loads and stores share the
-  data TLB; instruction fetches are not simulated (filter them out of traces).
-  1 GiB pages, PCIDs/ASIDs, hyperthread partitioning and AMD's skewed or coalescing
-  TLBs are not modelled.
+  both sizes (AMD); a second level per size or shared; each an ``(entries, ways)``
+  :class:`Geometry` of any set count (indexed by modulo unless a power of two); true
+  LRU (hardware uses pseudo-LRU variants).  Levels are neither inclusive nor
+  exclusive.  Loads and stores share the data TLB; instruction fetches are not
+  simulated (filter them out of traces).  1 GiB pages, PCIDs/ASIDs, hyperthread
+  partitioning and AMD's skewed or coalescing TLBs are not modelled.
 * **Page-walk caches.** Per level, keyed by the virtual-address bits above that level
   (Intel's PML4E/PDPTE/PDE caches), or one unified cache (AMD's page walk cache).
   Probed deepest first; a hit at level *l* leaves *l - leaf* references.  Intel and
@@ -31,6 +31,9 @@ The model, and where it simplifies the hardware
   its page tables traps (a VM exit); the cost model charges those.
 * **Splintering.** Under virtualization a TLB entry covers the smaller of the guest's
   and the host's mapping: a guest THP on host 4 KiB pages gets 4 KiB entries.
+* **Pure-TLB runs.** ``MMU(..., walk_model=False)`` counts a walk per last-level miss
+  and models none: the TLB hit and miss counts are those of the full model, walk
+  references are 0.
 * **Guest-physical layout.** A guest 2 MiB virtual region maps to one guest-physical
   2 MiB region (``gpa_region``, identity by default).  Within a region 4 KiB pages
   keep their offset (the simulator needs no per-PTE frame numbers).
@@ -195,7 +198,7 @@ class CPU:
                             f"got {type(geometry).__name__}")
         fields = {"pwc": {}, "hpwc": {}}
         for name, g in geometry.items():
-            if isinstance(name, str) and name[:-1] in ("pwc", "hpwc") and name[-1:] in "2345" and name[-1:]:
+            if isinstance(name, str) and name[:-1] in ("pwc", "hpwc") and name[-1:] in ("2", "3", "4", "5"):
                 fields[name[:-1]][int(name[-1])] = Geometry.of(g, f"geometry[{name!r}]")
             elif name in _SIM_TO_CPU_FIELD:
                 fields[_SIM_TO_CPU_FIELD[name]] = Geometry.of(g, f"geometry[{name!r}]")
@@ -491,16 +494,18 @@ class MMU:
     def map(self, guest_huge=None, base_va: int = 0, default_guest_huge: bool = False,
             gpa_region=None, host_huge=None, default_host_huge: bool = False,
             host_pt_huge: bool | None = None) -> "MMU":
-        """Install the guest (native) and host mappings; see the class docstring."""
+        """Install the guest (native) and host mappings; see the class docstring.  On an
+        error (ValueError / TypeError naming the argument) the previous mapping stays."""
+        self.sim.set_mapping(guest_huge=guest_huge, base_va=base_va,
+                             default_guest_huge=default_guest_huge, gpa_region=gpa_region,
+                             host_huge=host_huge, default_host_huge=default_host_huge,
+                             host_pt_huge=host_pt_huge)
+        # (kept only once the core accepted them: collapse() and split() re-install them)
         self._map_args = dict(guest_huge=None if guest_huge is None else np.array(guest_huge, dtype=bool),
                               base_va=base_va, default_guest_huge=default_guest_huge,
                               gpa_region=gpa_region,
                               host_huge=None if host_huge is None else np.array(host_huge, dtype=bool),
                               default_host_huge=default_host_huge, host_pt_huge=host_pt_huge)
-        self.sim.set_mapping(guest_huge=guest_huge, base_va=base_va,
-                             default_guest_huge=default_guest_huge, gpa_region=gpa_region,
-                             host_huge=host_huge, default_host_huge=default_host_huge,
-                             host_pt_huge=host_pt_huge)
         return self
 
     def run(self, trace) -> dict:
@@ -570,8 +575,11 @@ class MMU:
             raise TypeError(f"process must be a thpbench.kernel.Process, got {type(process).__name__}")
         if not process.alive:
             raise ValueError(f"process {process.pid} has exited: MMU.attach needs a live process")
-        start = int(start) >> PMD_SHIFT << PMD_SHIFT
-        end = -(-int(end) >> PMD_SHIFT) << PMD_SHIFT
+        for what, v in (("start", start), ("end", end)):
+            if isinstance(v, bool) or not hasattr(v, "__index__"):
+                raise TypeError(f"{what} must be an integer address, got {v!r}")
+        start = start.__index__() >> PMD_SHIFT << PMD_SHIFT
+        end = -(-end.__index__() >> PMD_SHIFT) << PMD_SHIFT
         if end <= start:
             raise ValueError(f"empty range [{start:#x}, {end:#x})")
         guest_huge = process.pmd_mapped(start, end)      # raises on a range outside the window
@@ -656,7 +664,11 @@ class MMU:
         return c
 
     def cache_stats(self) -> pd.DataFrame:
-        return pd.DataFrame([{"structure": k, **v} for k, v in self.sim.cache_stats().items()])
+        """One row per structure: its CPU field name (``structure``), the TlbSim name
+        (``sim_name``), entries, ways, hits, misses, fills and evictions."""
+        return pd.DataFrame([{"structure": self._fields[k], "sim_name": k,
+                              "entries": self.sim.geometry[k][0], "ways": self.sim.geometry[k][1], **v}
+                             for k, v in self.sim.cache_stats().items()])
 
     def reset_counters(self) -> None:
         self.sim.reset_counters()

@@ -478,3 +478,22 @@ def test_a_walk_without_caches_counts_every_level_in_the_fast_loop():
     c = sim.counters()
     w4, w2 = c["dtlb_load_misses.walk_completed_4k"], c["dtlb_load_misses.walk_completed_2m_4m"]
     assert w4 and w2 and c["walk_refs"] == 5 * w4 + 4 * w2 == c["guest_walk_refs"]
+
+
+def test_mmu_cache_stats_rows_use_cpu_field_names():
+    mmu = MMU("zen4")
+    mmu.run(np.arange(0, 4 * MiB, 4096, dtype=np.uint64))
+    df = mmu.cache_stats().set_index("structure")
+    assert df.loc["l1_shared", "sim_name"] == "l1" and df.loc["l2_shared", "entries"] == 3072
+    assert df.loc["l1_shared", "misses"] == mmu.counters()["l1_shared_misses"] == 1024
+
+
+def test_a_rejected_map_keeps_the_previous_mapping_for_collapse_and_split():
+    mmu = MMU("skylake").map(guest_huge=np.zeros(4, bool), base_va=0)
+    with pytest.raises(ValueError, match="aligned"):
+        mmu.map(guest_huge=np.ones(8, bool), base_va=4096)
+    mmu.collapse(3 * 2 * MiB)             # region 3 of the 4-region mapping still exists
+    with pytest.raises(ValueError, match="outside"):
+        mmu.collapse(5 * 2 * MiB)
+    c = mmu.run(np.arange(0, 8 * MiB, 4096, dtype=np.uint64))
+    assert c["dtlb_load_misses.walk_completed_2m_4m"] == 1

@@ -65,12 +65,19 @@ def test_better_cpu_beyond_the_bound_raises_instead_of_crashing():
     ((64,), TypeError),
     ((64, 4, 1), TypeError),
     ("64x4", TypeError),
+    ({0: 64, 1: 4}, TypeError),
+    (np.zeros((2, 2), int), TypeError),
     (None, TypeError),
     (64, TypeError),
 ])
 def test_bad_geometries_name_the_structure_and_value(g, exc):
     with pytest.raises(exc, match="l2"):
         TlbSim({"l1_4k": (64, 4), "l2": g})
+
+
+def test_geometry_objects_and_arrays_are_accepted():
+    sim = TlbSim({"l1_4k": Geometry(64, 4), "l2": np.array([1536, 12])})
+    assert sim.geometry == {"l1_4k": (64, 4), "l2": (1536, 12)}
 
 
 def test_largest_geometry_is_accepted():

@@ -114,6 +114,11 @@ def test_attach_of_an_exited_process_raises_and_keeps_the_mmu():
     assert mmu.counters()["mmu_pte_write"] > before
     with pytest.raises(TypeError, match="Process"):
         mmu.attach("not a process", 0, 4 * MiB)
+    with pytest.raises(TypeError, match="start"):
+        mmu.attach(q, float(b), b + 4 * MiB)
+    with pytest.raises(ValueError, match="window"):
+        mmu.attach(q, b, b + (1 << 50))
+    assert mmu._kernel_event in k.tlb_flush_hooks      # still following q
 
 
 def test_mmu_stops_following_a_process_that_exits():

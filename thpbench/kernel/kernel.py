@@ -440,25 +440,58 @@ class Kernel:
     # -- configuration ------------------------------------------------------------
     @property
     def min_free_kbytes(self) -> int:
-        """calculate_min_free_kbytes(), raised by set_recommended_min_free_kbytes()
-        (khugepaged) while THP is enabled."""
-        if self._min_free_kbytes_user is not None:
-            return int(self._min_free_kbytes_user)
-        kb = self.nr_pages * 4
-        mfk = min(max(int(math.isqrt(kb * 16)), 128), 262144)
-        if self.sysfs.values()["enabled"] != "never":
-            pb = 1 << self.buddy.pageblock_order
-            recommended = pb * 1 * 2 + pb * 1 * 3 * 3          # nr_zones = 1, MIGRATE_PCPTYPES = 3
-            recommended = min(recommended, self.nr_pages // 20) * 4
-            mfk = max(mfk, recommended)
-        return mfk
+        """/proc/sys/vm/min_free_kbytes of an x86-64 machine of this size (Linux 6.18).
+
+        The machine has the zones of :func:`thpbench.kernel.watermarks.x86_64_zones`
+        (DMA: the first 16 MiB, DMA32: the RAM below the 3 GiB MMIO gap, Normal: the rest).
+        At boot ``calculate_min_free_kbytes()`` (``clamp(sqrt(16 * lowmem_kB), 128,
+        262144)``); while THP is enabled khugepaged's ``set_recommended_min_free_kbytes()``
+        raises it to ``pageblock_nr_pages * nr_zones * 11`` pages (``nr_zones``: the
+        populated zones up to Normal), at most 5% of ``nr_free_buffer_pages()``.  The
+        ``min_free_kbytes`` argument of :class:`Kernel` sets it as a write to the sysctl
+        would (user_min_free_kbytes).
+        """
+        return self._zone_layout_cached()["min_free_kbytes"]
 
     @property
     def watermarks(self) -> dict:
-        """Zone watermarks in pages (__setup_per_zone_wmarks, watermark_scale_factor 10)."""
-        wmin = self.min_free_kbytes // 4
-        tmp = max(wmin // 4, self.nr_pages * 10 // 10000)
-        return {"min": wmin, "low": wmin + tmp, "high": wmin + 2 * tmp}
+        """The watermarks (pages: ``min``, ``low``, ``high``, ``promo``) of the one zone the
+        simulator keeps.
+
+        The simulated allocator pools all the machine's pages in one zone, where the
+        kernel has DMA, DMA32 and Normal (:attr:`min_free_kbytes`).  Each real zone gets
+        its share of ``min_free_kbytes / 4`` in proportion to its managed pages, plus
+        ``max(min / 4, managed * watermark_scale_factor / 10000)`` per step
+        (``__setup_per_zone_wmarks``), and the lower zones keep ``lowmem_reserve``
+        pages away from user allocations (``setup_per_zone_lowmem_reserve``).  A user
+        allocation fails a mark only when every zone fails it, so the pool's mark is the
+        sum over the zones of mark + lowmem_reserve[ZONE_MOVABLE], each capped at the
+        zone's size (:func:`thpbench.kernel.watermarks.pooled_watermarks`).  The per-zone
+        numbers, as /proc/zoneinfo would print them, are in
+        ``thpbench.kernel.watermarks.zone_watermarks(x86_64_zones(k.nr_pages))``.
+        Simplified: kswapd's "one balanced zone is enough" and the order in which the
+        zones are tried are not modelled, only the totals.
+        """
+        return dict(self._zone_layout_cached()["pooled"])
+
+    def _zone_layout_cached(self) -> dict:
+        # the layout depends on the size, pageblock_order, THP on/off and a user value:
+        # computed once per combination (watermarks are read on hot paths)
+        from thpbench.kernel.watermarks import pooled_watermarks, x86_64_zones, zone_watermarks
+        thp_on = self.sysfs.values()["enabled"] != "never"
+        user = self._min_free_kbytes_user
+        key = (thp_on, user if user is None or isinstance(user, int) else repr(user))
+        cache = self.__dict__.setdefault("_zone_layout_cache", {})
+        if key not in cache:
+            if user is not None and (isinstance(user, bool) or not isinstance(user, int)
+                                     or not 0 <= user <= 2**31 - 1):
+                # mm/page_alloc.c: min_free_kbytes_sysctl_handler: proc_dointvec_minmax, 0..INT_MAX
+                raise ValueError(f"min_free_kbytes {user!r} must be an int in 0..{2**31 - 1}")
+            layout = zone_watermarks(x86_64_zones(self.nr_pages), thp_enabled=thp_on,
+                                     pageblock_order=self.buddy.pageblock_order, min_free_kbytes=user)
+            layout["pooled"] = pooled_watermarks(layout)
+            cache[key] = layout
+        return cache[key]
 
     def _apply_policy(self):
         v = self.sysfs.values()
