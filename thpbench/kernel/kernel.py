@@ -249,7 +249,7 @@ class Kernel:
         calibration of data/calibration/ (measured by benchmarks/calibrate.py), else
         the published figures.
     min_free_kbytes : default as the kernel computes it (then raised by khugepaged's
-        set_recommended_min_free_kbytes while THP is enabled); at most half of memory.
+        set_recommended_min_free_kbytes while THP is enabled).
     max_processes : how many processes may exist at once (1..32768, PID_MAX_DEFAULT).
     max_order : the buddy allocator's MAX_PAGE_ORDER (default 10); at least
         HPAGE_PMD_ORDER (9), or no THP could ever be allocated.
@@ -327,11 +327,6 @@ class Kernel:
         lru_reclaim = _bool(lru_reclaim, "lru_reclaim")
         if costs is not None and not isinstance(costs, CostModel):
             raise TypeError(f"costs must be a CostModel, got {type(costs).__name__}")
-        if min_free_kbytes is not None:
-            min_free_kbytes = _as_int(min_free_kbytes, "min_free_kbytes")
-            if not 0 <= min_free_kbytes <= mem_bytes // 1024 // 2:
-                raise ValueError(f"min_free_kbytes {min_free_kbytes} out of range 0..{mem_bytes // 1024 // 2} "
-                                 "(half of memory, in kB)")
         for name, d in (("thp", thp), ("vm", vm)):
             if d is not None and not isinstance(d, dict):
                 raise TypeError(f"{name} must be a dict of overrides, got {type(d).__name__} {d!r}")
