@@ -952,7 +952,10 @@ class Kernel:
     def sample(self) -> dict:
         """Record the counters now (one row of the Result; the most recent ``log_limit``
         rows are kept)."""
-        row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **self.khugepaged_stats(),
+        kh = self.khugepaged_stats()
+        if kh["khugepaged_next_wakeup_ns"] is None:
+            kh["khugepaged_next_wakeup_ns"] = math.nan           # a numeric column: NaN while waiting
+        row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **kh,
                "min_free_kbytes": self.min_free_kbytes}
         if self.log_limit != 0:
             self._samples.append(row)
