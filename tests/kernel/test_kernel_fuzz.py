@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from thpbench.kernel import Kernel, OutOfMemory, SegmentationFault
@@ -38,6 +38,19 @@ class KernelMachine(RuleBasedStateMachine):
         self.procs = [self.k.spawn()]
         self.content = {self.procs[0].pid: {}}
         self.exited = []
+        self.mmap(0, 1024, True)                 # start with 4 MiB of written memory
+
+    def _populate(self, p, start, length, seed):
+        """Write every page of a writable range (values 0..3, some pages stay zero)."""
+        addrs = np.arange(start, start + length, PAGE_SIZE)
+        vals = np.random.default_rng(seed).integers(0, 4, size=len(addrs)).astype(np.uint64)
+        try:
+            done = p.touch_pages(addrs, values=vals)
+        except OutOfMemory as e:
+            done = e.done
+        c = self.content[p.pid]
+        for a, x in zip(addrs[:done].tolist(), vals[:done].tolist()):
+            c[a] = x
 
     # -- helpers -----------------------------------------------------------------------------------
     def _pick(self, i):
@@ -66,9 +79,12 @@ class KernelMachine(RuleBasedStateMachine):
         self.procs.append(p)
         self.content[p.pid] = {}
 
-    @rule(i=st.integers(0, 3), pages=st.sampled_from(SIZES))
-    def mmap(self, i, pages):
-        self._pick(i).mmap(pages * PAGE_SIZE)
+    @rule(i=st.integers(0, 3), pages=st.sampled_from(SIZES), populate=st.booleans())
+    def mmap(self, i, pages, populate):
+        p = self._pick(i)
+        a = p.mmap(pages * PAGE_SIZE)
+        if populate:
+            self._populate(p, a, pages * PAGE_SIZE, pages)
 
     @rule(i=st.integers(0, 3), vi=st.integers(0, 7), f0=fracs, f1=fracs)
     def munmap(self, i, vi, f0, f1):
@@ -85,19 +101,11 @@ class KernelMachine(RuleBasedStateMachine):
         if not r:
             return
         v, s, ln = r
-        addrs = np.arange(s, s + ln, PAGE_SIZE)
-        vals = np.random.default_rng(seed).integers(0, 4, size=len(addrs)).astype(np.uint64)
         if not v.prot & PROT_WRITE:
             with pytest.raises(SegmentationFault):
-                p.touch_pages(addrs, values=vals)
+                p.touch_pages(np.arange(s, s + ln, PAGE_SIZE))
             return
-        try:
-            done = p.touch_pages(addrs, values=vals)
-        except OutOfMemory as e:
-            done = e.done
-        c = self.content[p.pid]
-        for a, x in zip(addrs[:done].tolist(), vals[:done].tolist()):
-            c[a] = x
+        self._populate(p, s, ln, seed)
 
     @rule(i=st.integers(0, 3), vi=st.integers(0, 7), f0=fracs)
     def read(self, i, vi, f0):
@@ -153,6 +161,7 @@ class KernelMachine(RuleBasedStateMachine):
             return
         c = self.content[p.pid]
         keep = min(ln, new_len)
+        event(f"mremap moved {'written' if any(a in c for a in range(s, s + ln, PAGE_SIZE)) else 'empty'} pages")
         moved = {a - s + dst: c[a] for a in range(s, s + keep, PAGE_SIZE) if a in c}
         self._forget(p, s, ln)
         c.update(moved)
