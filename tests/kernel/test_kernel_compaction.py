@@ -260,7 +260,7 @@ def test_deferral_after_failures():
     # that scans nothing and fails, and no reclaim
     k.sysfs["defrag"] = "always"
     before = k.vmstat()
-    k._thp_faults.clear()
+    k.clear_thp_fault_latencies()
     q2, _ = fault_thps(k, mib=2, madvise=False)
     vs = k.vmstat()
     lat = k.thp_fault_latencies()

@@ -229,3 +229,22 @@ def test_subpackages_are_reachable_after_import_thpbench():
             "try:\n    thpbench.nonexistent\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit(1)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+
+
+def test_process_lookup_and_kcompactd_log_limit():
+    k = Kernel(64 * MiB, vm={"compaction_proactiveness": 100}, log_limit=1)
+    p = k.spawn()
+    assert k.process(p.pid) is p
+    with pytest.raises(ValueError, match="no process with pid 7"):
+        k.process(7)
+    with pytest.raises(TypeError, match="pid"):
+        k.process("0")
+    # a fragmented zone: proactive compaction leaves a row per check, only the last kept
+    a = p.mmap(32 * MiB)
+    p.touch_range(a, 32 * MiB)
+    for off in range(0, 32 * MiB, 2 * PAGE_SIZE):
+        p.madvise(a + off, PAGE_SIZE, "MADV_DONTNEED")
+    k.advance(10 * SEC)
+    assert k.kcompactd.passes >= 2 and len(k.kcompactd.events) == 1
+    assert len(k.kcompactd.history) == 1
+    k.check()

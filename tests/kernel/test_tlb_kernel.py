@@ -134,3 +134,15 @@ def test_mmu_stops_following_a_process_that_exits():
     q.touch_range(b, 4 * MiB)
     q.madvise(b, 4 * MiB, "MADV_COLLAPSE")   # (pids are reused: q.pid may equal pid)
     assert mmu.counters() == after_exit
+
+
+def test_attach_to_an_exited_process_raises_and_a_reused_pid_is_not_followed():
+    """Issue 9 item 6: MMU.attach on an exited process read a NULL page directory."""
+    k, p, addr = kernel_with_small_pages(4)
+    p.exit()
+    with pytest.raises(ValueError, match="exited"):
+        tlb.MMU("skylake").attach(p, addr, addr + 4 * MiB)
+    q = k.spawn()                                  # takes the old pid
+    assert q.pid == p.pid
+    with pytest.raises(ValueError, match="exited"):
+        tlb.MMU("skylake").attach(p, addr, addr + 4 * MiB)

@@ -483,12 +483,10 @@ class Kcompactd:
         nothing pending and proactive compaction off)."""
         if self._paused:
             return None
-        nxt = []
         if self._woken:
-            nxt.append(self._wake_ns)
-        if self.compaction_proactiveness:
-            nxt.append(self.next_check_ns)
-        return min(nxt) if nxt else None
+            w = self._wake_ns
+            return min(w, self.next_check_ns) if self.compaction_proactiveness else w
+        return self.next_check_ns if self.compaction_proactiveness else None
 
     def run_until(self, t_ns) -> list:
         """Run the daemon up to ``t_ns`` (not before its own clock); returns the new rows.

@@ -1,9 +1,15 @@
 """A simulated Linux kernel with transparent huge pages.
 
 ``Kernel`` owns one zone of physical memory (a :class:`thpbench.BuddyAllocator`
-with watermarks), the THP configuration under its sysfs names, a simulated clock in
-nanoseconds, khugepaged as a daemon on that clock, and processes whose page tables,
-reverse map and per-page content live in the Cython core (``_mm.pxi``).
+with watermarks), the THP configuration under its sysfs names, and processes whose
+page tables, reverse map and per-page content live in the Cython core.  It builds its
+subsystems, each with a narrow context of what it may read and call:
+:class:`~thpbench.kernel.khugepaged.Khugepaged`, compaction's
+:class:`~thpbench.kernel.compaction.Kcompactd`, and
+:class:`~thpbench.kernel.reclaim.Reclaim` (kswapd, the page cache, slab caches).
+The daemons share one protocol (``next_wakeup_ns()``, ``run_until(t_ns)``) and run
+on a :class:`~thpbench.kernel.clock.Clock` in simulated nanoseconds, which may drive
+several kernels (a host and its guests).
 
 Follows Linux 6.18: ``mm/memory.c`` (the fault path), ``mm/huge_memory.c``
 (do_huge_pmd_anonymous_page, split_huge_pmd, the deferred split queue and its
@@ -243,7 +249,7 @@ class Kernel:
         calibration of data/calibration/ (measured by benchmarks/calibrate.py), else
         the published figures.
     min_free_kbytes : default as the kernel computes it (then raised by khugepaged's
-        set_recommended_min_free_kbytes while THP is enabled); at most half of memory.
+        set_recommended_min_free_kbytes while THP is enabled).
     max_processes : how many processes may exist at once (1..32768, PID_MAX_DEFAULT).
     max_order : the buddy allocator's MAX_PAGE_ORDER (default 10); at least
         HPAGE_PMD_ORDER (9), or no THP could ever be allocated.
@@ -321,11 +327,6 @@ class Kernel:
         lru_reclaim = _bool(lru_reclaim, "lru_reclaim")
         if costs is not None and not isinstance(costs, CostModel):
             raise TypeError(f"costs must be a CostModel, got {type(costs).__name__}")
-        if min_free_kbytes is not None:
-            min_free_kbytes = _as_int(min_free_kbytes, "min_free_kbytes")
-            if not 0 <= min_free_kbytes <= mem_bytes // 1024 // 2:
-                raise ValueError(f"min_free_kbytes {min_free_kbytes} out of range 0..{mem_bytes // 1024 // 2} "
-                                 "(half of memory, in kB)")
         for name, d in (("thp", thp), ("vm", vm)):
             if d is not None and not isinstance(d, dict):
                 raise TypeError(f"{name} must be a dict of overrides, got {type(d).__name__} {d!r}")
@@ -376,6 +377,8 @@ class Kernel:
         # lru_reclaim=False the deferred-split shrinker is the only reclaim
         self.reclaim = Reclaim(_ReclaimOps(self), enabled=lru_reclaim)
         self._apply_policy()
+        self._daemons = tuple(d for d, on in ((self.khugepaged, True), (self.kcompactd, compaction),
+                                              (self.reclaim.kswapd, lru_reclaim)) if on)
         self.clock.attach(self)
 
     def __repr__(self):
@@ -415,12 +418,7 @@ class Kernel:
         """The kernel threads on the clock: khugepaged, kcompactd (with compaction) and
         kswapd (with LRU reclaim); each has ``next_wakeup_ns()``, ``run_until(t_ns)``,
         ``pause()``, ``resume()`` and ``passes``."""
-        out = [self.khugepaged]
-        if self.compaction:
-            out.append(self.kcompactd)
-        if self.reclaim.enabled:
-            out.append(self.kswapd)
-        return out
+        return list(self._daemons)
 
     # -- time ---------------------------------------------------------------------------
     @property
@@ -683,10 +681,10 @@ class Kernel:
         """Charge the time of what the core just did, drain its event log into the
         TLB hooks, act on kswapd wakeups, and let the daemons run if the clock passed
         their wake-up times."""
-        daemon = khugepaged or kcompactd
-        guard = self._in_daemons
-        if daemon:
-            self._in_daemons = True           # no daemon runs from inside another's work
+        if not (khugepaged or kcompactd):
+            self._after_op_body(False, False)
+            return
+        guard, self._in_daemons = self._in_daemons, True      # no daemon runs inside another's work
         try:
             self._after_op_body(khugepaged, kcompactd)
         finally:
@@ -722,11 +720,16 @@ class Kernel:
             raise exc
         if not khugepaged and not kcompactd and not self._in_daemons:
             # the foreground's time passed daemons' wake-ups: they run now (at this time)
-            self._in_daemons = True
-            try:
-                Clock.run_due(self.daemons(), self.now_ns)
-            finally:
-                self._in_daemons = False
+            now = self.now_ns
+            for d in self._daemons:
+                t = d.next_wakeup_ns()
+                if t is not None and t <= now:
+                    self._in_daemons = True
+                    try:
+                        Clock.run_due(self._daemons, now)
+                    finally:
+                        self._in_daemons = False
+                    break
 
         if self.reclaim.enabled and not self._in_reclaim:
             # reclaim: an allocation below the low watermark woke kswapd (or the flusher)
@@ -949,7 +952,10 @@ class Kernel:
     def sample(self) -> dict:
         """Record the counters now (one row of the Result; the most recent ``log_limit``
         rows are kept)."""
-        row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **self.khugepaged_stats(),
+        kh = self.khugepaged_stats()
+        if kh["khugepaged_next_wakeup_ns"] is None:
+            kh["khugepaged_next_wakeup_ns"] = math.nan           # a numeric column: NaN while waiting
+        row = {"t_ns": self.now_ns, **self.vmstat(), **self.meminfo(), **kh,
                "min_free_kbytes": self.min_free_kbytes}
         if self.log_limit != 0:
             self._samples.append(row)

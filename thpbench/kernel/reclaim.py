@@ -6,7 +6,8 @@ kswapd_try_to_sleep, do_try_to_free_pages, shrink_all_memory, do_shrink_slab,
 drop_slab), ``mm/workingset.c`` (shadow entries, refault distance), ``mm/swap.c``
 (folio_mark_accessed) and ``mm/filemap.c`` (page-cache reads and writes).
 
-Entry points (every Kernel has them; ``attach(kernel)`` is called by Kernel.__init__)
+Entry points (every Kernel builds its :class:`Reclaim`, which builds kswapd, the page
+cache and the slab caches; they see the kernel only through a :class:`ReclaimContext`)
 -------------------------------------------------------------------------------------
 
 ``kernel.shrink_node(nr_to_reclaim, *, may_swap=True, may_writepage=True, order=0) -> int``
@@ -19,14 +20,17 @@ Entry points (every Kernel has them; ``attach(kernel)`` is called by Kernel.__in
     below the low watermark; it then runs balance_pgdat() at once (on its own CPU:
     ``kswapd.cpu_ns``) until free pages reach the high watermark, and naps 100 ms
     (kswapd_try_to_sleep).  Allocations that leave free pages below low wake it
-    automatically (the core sets a flag; ``Kernel._after_op`` runs it).
+    automatically (the core sets a flag; the end of the kernel's operation runs it).
+    A daemon of :mod:`thpbench.kernel.clock`: the end of its nap is on the clock.
 ``kernel.shrink_all_memory(nr_pages) -> int``: the hibernation path.
 ``kernel.drop_caches(mode)``: ``echo 1|2|3 > /proc/sys/vm/drop_caches``.
 ``kernel.page_cache``: :class:`PageCache` (``create(name, nbytes)`` -> :class:`File`
     with ``read``, ``write``, ``mmap``/``munmap``, ``fsync``, ``unlink``).
 ``kernel.slab``: :class:`SlabCaches` (dentry, inode_cache, kmalloc-256, ...).
 ``kernel.reclaim``: :class:`Reclaim` (the ReclaimCore, counters, tunables
-    ``swappiness`` and ``thp_swap``).
+    ``swappiness`` and ``thp_swap``).  It always exists; with
+    ``Kernel(lru_reclaim=False)`` it has no ReclaimCore and every entry point above
+    raises ValueError.
 
 A failed order-0 allocation inside the core (fault, page-cache read, slab page) sets
 ``need_reclaim`` and fails; the Python caller runs direct reclaim (allocstall_normal,
@@ -51,7 +55,8 @@ Simplifications (the model is a model)
 * reclaim costs use the CostModel: scan_pte_ns * 10 per page scanned (an rmap walk),
   swap_out_page_ns per page written; kswapd and the flusher have their own CPU
   (``kswapd.cpu_ns``, ``reclaim.flusher_cpu_ns``), direct reclaim stalls the clock;
-* kswapd_high_wmark_hit_quickly is counted at the next wake-up after an undisturbed nap;
+* kswapd_high_wmark_hit_quickly is counted when an undisturbed nap ends on the clock
+  (or at the next wake-up, if the clock has not reached the nap's end by then);
 * kswapd runs to completion at its wake-up instant (after the operation that woke
   it): inside one bulk operation an allocation below min goes to direct reclaim.
 """
@@ -59,7 +64,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Protocol
-import weakref
 
 import numpy as np
 import pandas as pd
