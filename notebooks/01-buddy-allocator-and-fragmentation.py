@@ -307,7 +307,7 @@ plt.show()
 # Mel Gorman's case for grouping pages by mobility (merged in 2.6.24) was a stress test:
 # build kernels, then try to allocate huge pages. On PPC64 the vanilla kernel managed 1 %
 # of memory as huge pages and the patched one 40 % (his numbers; see
-# `spec/anchors.md`, A8). Our version: the same aged workload with grouping on and off,
+# `docs/references.md`, A8). Our version: the same aged workload with grouping on and off,
 # over `SEEDS`; "at rest" is after the page cache is dropped too, so that only the
 # long-lived kernel memory (slab, dentries, inodes) remains. `hugepages_pct` is the
 # share of pageblocks free as whole 2 MiB blocks, what huge-page requests could take
